@@ -1,0 +1,56 @@
+# The two commands: `make demo` and `make test`. Both create or reuse .venv from the lock file.
+# HSTU_DEVICE=cuda selects the GPU install path (CUDA torch + fbgemm-gpu) instead of the CPU one.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+HSTU_DEVICE ?= cpu
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(HSTU_DEVICE)
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint demo proto lock up down clean
+
+help:
+	@echo "make demo   - run the whole pipeline end to end on the embedded default"
+	@echo "make test   - run the test suite (pytest + ruff)"
+	@echo "make up / make down - start / stop Airflow and MLflow UIs on 127.0.0.1"
+	@echo "make proto  - regenerate the config's Python code from the .proto files"
+	@echo "make lock   - re-resolve requirements/cpu.in into requirements/cpu.lock"
+
+venv: $(STAMP)
+
+$(STAMP): requirements/cpu.lock requirements/cuda.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+ifeq ($(HSTU_DEVICE),cuda)
+	grep -vE '^(torch|fbgemm[-_]gpu[-_]cpu|triton)==' requirements/cpu.lock > $(VENV)/cuda-base.lock
+	$(PY) -m pip install --no-deps -r $(VENV)/cuda-base.lock
+	$(PY) -m pip install -r requirements/cuda.txt
+else
+	$(PY) -m pip install --no-deps -r requirements/cpu.lock
+endif
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+demo: $(STAMP)
+	$(PY) -m components.demo
+
+proto: $(STAMP)
+	$(PY) -m components.protogen
+
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install -r requirements/cpu.in
+	.lockenv/bin/pip install --no-deps -r requirements/torchrec.in
+	{ echo "# Exact CPU environment (Python 3.11, x86_64), installed with --no-deps. Regenerate with: make lock"; \
+	  .lockenv/bin/pip freeze --all --exclude-editable | grep -v '^-e'; } > requirements/cpu.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf $(VENV) .pytest_cache

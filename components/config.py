@@ -1,0 +1,341 @@
+"""The pipeline config: parse once at the edge into frozen dataclasses.
+
+A config file is protobuf text format (schema: ``components/proto/pipeline.proto``). Its ``model_config`` block
+is the spec's block verbatim; every other section is optional and defaults as the schema documents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
+from components.proto import pipeline_pb2
+from hstu_model.config import EmbeddingTableConfig, ModelConfig, model_config_from_proto
+from hstu_model.config_text import ConfigError, FieldLines, parse_text
+
+ACTIONS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view", "is_profile_enter")
+# Table sizes when neither the config nor the data's statistics give one (ids are taken modulo the size).
+DEFAULT_ID_BUCKETS = {"user_id": 100_000, "video_id": 100_000}
+DEFAULT_CATEGORICAL_BUCKETS = 1024
+DEFAULT_SEQUENCE_EMBEDDING_DIM = 64
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """One id feature: table size (``num_buckets`` exact vocabulary, else hashed) and embedding dim."""
+
+    feature_name: str
+    num_buckets: int
+    embedding_dim: int
+    embedding_name: str
+    hashed: bool
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    action: str
+    when: str
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    user_id: str
+    video_id: str
+    time: str
+    time_unit: str
+    play_time_ms: str
+    duration_ms: str
+    action_rules: tuple[ActionRule, ...]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    events_path: str
+    user_features_path: str
+    events_format: str
+    work_dir: str
+    window_days: int
+    max_uih_len: int
+    max_candidates: int
+    max_bad_row_fraction: float
+    train_windows: int
+    column_mapping: ColumnMapping | None
+    spark_master: str
+    spark_driver_memory: str
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str
+    lr: float
+    weight_decay: float
+    eps: float
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dense_optimizer: OptimizerConfig
+    sparse_optimizer: OptimizerConfig
+    batch_token_budget: int
+    epochs: int
+    max_steps: int
+    warmup_steps: int
+    grad_clip_norm: float
+    precision: str
+    allow_tf32: bool
+    checkpoint_every_steps: int
+    shuffle_buffer: int
+    num_workers: int
+    seed: int
+    device: str
+    strict_kernel: bool
+    log_every_steps: int
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_token_budget: int
+    grouped_auc: bool
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    task_name: str
+    auc_floor: float
+    max_regression: float
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    registered_model_name: str
+    default_auc_floor: float
+    default_max_regression: float
+    task_rules: tuple[TaskRule, ...]
+    gated_tasks: tuple[str, ...]
+
+    def rule(self, task: str) -> TaskRule:
+        """The floor and allowed regression of ``task`` (its own rule, else the defaults)."""
+        for r in self.task_rules:
+            if r.task_name == task:
+                return r
+        return TaskRule(task, self.default_auc_floor, self.default_max_regression)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tracking_uri: str
+    experiment_name: str
+    log_system_metrics: bool
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole resolved pipeline config; ``text`` is the resolved config in text format (with defaults)."""
+
+    model: ModelConfig
+    features: tuple[FeatureConfig, ...]
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+    promotion: PromotionConfig
+    tracking: TrackingConfig
+    source: str
+    text: str
+
+    def replace(self, **changes) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _f32(value: float) -> float:
+    return float(f"{value:.7g}")
+
+
+def _section(cls, msg: Message):
+    """Builds dataclass ``cls`` from the same-named fields of ``msg`` (proto2 gives the schema defaults)."""
+    values = {}
+    for f in fields(cls):
+        value = getattr(msg, f.name)
+        if isinstance(value, float):
+            value = _f32(value)
+        elif hasattr(value, "extend"):  # repeated field
+            value = tuple(value)
+        elif f.type in ("str",) and isinstance(value, int):  # enums are shown by name
+            value = msg.DESCRIPTOR.fields_by_name[f.name].enum_type.values_by_number[value].name
+        values[f.name] = value
+    return cls(**values)
+
+
+def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
+    mapping = None
+    if msg.HasField("column_mapping"):
+        cm = msg.column_mapping
+        for i, rule in enumerate(cm.action_rules):
+            path = f"data_config.column_mapping.action_rules[{i}]"
+            if rule.action not in ACTIONS:
+                raise fail(f"{path}.action", f"unknown action {rule.action!r}; one of {', '.join(ACTIONS)}")
+            if not rule.when.strip():
+                raise fail(f"{path}.when", "needs a Spark SQL condition such as \"rating >= 4\" or \"true\"")
+        if cm.time_unit not in ("ms", "s"):
+            raise fail("data_config.column_mapping.time_unit", f"must be 'ms' or 's', got {cm.time_unit!r}")
+        rules = tuple(ActionRule(r.action, r.when) for r in cm.action_rules)
+        mapping = ColumnMapping(cm.user_id, cm.video_id, cm.time, cm.time_unit, cm.play_time_ms, cm.duration_ms, rules)
+    values = {f.name: getattr(msg, f.name) for f in fields(DataConfig) if f.name != "column_mapping"}
+    data = DataConfig(column_mapping=mapping, **values)
+    if data.events_format not in ("csv", "parquet"):
+        raise fail("data_config.events_format", f"must be 'csv' or 'parquet', got {data.events_format!r}")
+    for name in ("window_days", "max_uih_len", "max_candidates", "train_windows"):
+        if getattr(data, name) <= 0:
+            raise fail(f"data_config.{name}", f"must be > 0, got {getattr(data, name)}")
+    if not 0.0 <= data.max_bad_row_fraction <= 1.0:
+        raise fail("data_config.max_bad_row_fraction", f"must be in [0, 1], got {data.max_bad_row_fraction}")
+    tokens = len(model.feature_groups.contextual) + data.max_uih_len + data.max_candidates
+    if tokens > model.max_seq_len:
+        raise fail("data_config.max_uih_len",
+                   f"contextual ({len(model.feature_groups.contextual)}) + max_uih_len ({data.max_uih_len}) + "
+                   f"max_candidates ({data.max_candidates}) = {tokens} exceeds max_seq_len {model.max_seq_len}")
+    return data
+
+
+def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
+    dense = _section(OptimizerConfig, msg.dense_optimizer)
+    sparse = msg.sparse_optimizer
+    sparse_cfg = _section(OptimizerConfig, sparse)
+    if not sparse.HasField("name"):
+        sparse_cfg = dataclasses.replace(sparse_cfg, name="rowwise_adagrad", lr=sparse.lr if sparse.HasField("lr") else 0.01)
+    if dense.name not in ("adam", "adamw"):
+        raise fail("train_config.dense_optimizer.name", f"must be 'adam' or 'adamw', got {dense.name!r}")
+    if sparse_cfg.name not in ("rowwise_adagrad", "adam"):
+        raise fail("train_config.sparse_optimizer.name", f"must be 'rowwise_adagrad' or 'adam', got {sparse_cfg.name!r}")
+    values = {f.name: getattr(msg, f.name) for f in fields(TrainConfig) if "optimizer" not in f.name}
+    values["precision"] = pipeline_pb2.Precision.Name(msg.precision)
+    values["grad_clip_norm"] = _f32(msg.grad_clip_norm)
+    train = TrainConfig(dense_optimizer=dense, sparse_optimizer=sparse_cfg, **values)
+    if train.batch_token_budget <= 0:
+        raise fail("train_config.batch_token_budget", f"must be > 0, got {train.batch_token_budget}")
+    if train.device not in ("auto", "cpu", "cuda"):
+        raise fail("train_config.device", f"must be auto, cpu or cuda, got {train.device!r}")
+    for name in ("lr",):
+        for opt, cfg in (("dense_optimizer", dense), ("sparse_optimizer", sparse_cfg)):
+            if getattr(cfg, name) <= 0:
+                raise fail(f"train_config.{opt}.{name}", f"must be > 0, got {getattr(cfg, name)}")
+    return train
+
+
+def _promotion(msg: pipeline_pb2.PromotionConfig, model: ModelConfig, fail) -> PromotionConfig:
+    tasks = {t.task_name for t in model.tasks}
+    rules = []
+    for i, r in enumerate(msg.task_rules):
+        if r.task_name not in tasks:
+            raise fail(f"promotion_config.task_rules[{i}].task_name",
+                       f"unknown task {r.task_name!r}; the model's tasks are {', '.join(sorted(tasks))}")
+        rules.append(TaskRule(r.task_name, r.auc_floor if r.HasField("auc_floor") else msg.default_auc_floor,
+                              r.max_regression if r.HasField("max_regression") else msg.default_max_regression))
+    for i, name in enumerate(msg.gated_tasks):
+        if name not in tasks:
+            raise fail(f"promotion_config.gated_tasks[{i}]", f"unknown task {name!r}")
+    for i, rule in enumerate(rules):
+        if not 0.0 <= rule.auc_floor <= 1.0:
+            raise fail(f"promotion_config.task_rules[{i}].auc_floor", f"must be in [0, 1], got {rule.auc_floor}")
+    return PromotionConfig(msg.registered_model_name, msg.default_auc_floor, msg.default_max_regression,
+                           tuple(rules), tuple(msg.gated_tasks) or tuple(t.task_name for t in model.tasks))
+
+
+def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tuple[FeatureConfig, ...]:
+    """Id features of the model: the contextual ones plus the shared video id table, with defaults."""
+    given = {}
+    for i, fc in enumerate(msg.feature_configs):
+        kind = fc.WhichOneof("feature")
+        if kind != "id_feature":
+            raise fail(f"feature_configs[{i}].{kind}", f"{kind} is not supported yet; use id_feature")
+        f = fc.id_feature
+        if f.HasField("num_buckets") and f.HasField("hash_bucket_size"):
+            raise fail(f"feature_configs[{i}].id_feature.hash_bucket_size", "give num_buckets or hash_bucket_size, not both")
+        given[f.feature_name] = (i, f)
+    groups = model.feature_groups
+    id_features = [*groups.contextual, *groups.uih, *groups.candidate]
+    unknown = set(given) - set(id_features)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise fail(f"feature_configs[{given[name][0]}].id_feature.feature_name",
+                   f"{name!r} is in no feature group of model_config")
+    out = []
+    for name in id_features:
+        sequence = name not in groups.contextual
+        table = "video_id" if sequence else name
+        default_size = DEFAULT_ID_BUCKETS.get(table, DEFAULT_CATEGORICAL_BUCKETS)
+        default_dim = DEFAULT_SEQUENCE_EMBEDDING_DIM if sequence else 16
+        if name in given:
+            f = given[name][1]
+            size = f.num_buckets or f.hash_bucket_size or default_size
+            out.append(FeatureConfig(name, size, f.embedding_dim if f.HasField("embedding_dim") else default_dim,
+                                     f.embedding_name or table, not f.HasField("num_buckets")))
+        else:
+            out.append(FeatureConfig(name, default_size, default_dim, table, True))
+    return tuple(out)
+
+
+def embedding_tables(features: tuple[FeatureConfig, ...]) -> tuple[EmbeddingTableConfig, ...]:
+    """Groups features by ``embedding_name`` into tables (the first feature of a table sets its size)."""
+    tables: dict[str, EmbeddingTableConfig] = {}
+    for f in features:
+        t = tables.get(f.embedding_name)
+        if t is None:
+            tables[f.embedding_name] = EmbeddingTableConfig(f.embedding_name, f.num_buckets, f.embedding_dim, (f.feature_name,))
+        else:
+            tables[f.embedding_name] = dataclasses.replace(t, feature_names=t.feature_names + (f.feature_name,))
+    return tuple(tables.values())
+
+
+# Sub-messages whose mere presence changes behaviour: never materialised when showing defaults.
+_PRESENCE_MATTERS = {"column_mapping"}
+
+
+def _fill_defaults(msg: Message) -> None:
+    """Sets every unset scalar to its default and recurses into present or non-oneof sub-messages."""
+    for fd in msg.DESCRIPTOR.fields:
+        if fd.is_repeated:
+            if fd.message_type is not None:
+                for item in getattr(msg, fd.name):
+                    _fill_defaults(item)
+            continue
+        if fd.message_type is not None:
+            if msg.HasField(fd.name) or (fd.containing_oneof is None and fd.name not in _PRESENCE_MATTERS):
+                _fill_defaults(getattr(msg, fd.name))
+        elif not msg.HasField(fd.name):
+            setattr(msg, fd.name, getattr(msg, fd.name))
+
+
+def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
+    """Parses and validates config text. Raises ConfigError naming the field and the line."""
+    msg = pipeline_pb2.PipelineConfig()
+    lines: FieldLines = parse_text(text, msg, source)
+    fail = lines.error
+    if not msg.HasField("model_config"):
+        raise ConfigError("a model_config { ... } block is required", "model_config", None, source)
+    model = model_config_from_proto(msg.model_config, lines)
+    features = _features(msg, model, fail)
+    model = dataclasses.replace(model, embedding_tables=embedding_tables(features))
+    data = _data(msg.data_config, model, fail)
+    train = _train(msg.train_config, fail)
+    promotion = _promotion(msg.promotion_config, model, fail)
+    resolved = pipeline_pb2.PipelineConfig()
+    resolved.CopyFrom(msg)
+    _fill_defaults(resolved)
+    return PipelineConfig(model=model, features=features, data=data, train=train,
+                          eval=_section(EvalConfig, msg.eval_config), promotion=promotion,
+                          tracking=_section(TrackingConfig, msg.tracking_config), source=source,
+                          text=text_format.MessageToString(resolved))
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Reads and validates a pipeline config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", "", None, str(path)) from None
+    return parse_config(text, str(path))

@@ -1,0 +1,39 @@
+"""The `hstu` command: summaries on success, one-line errors (exit 2, no traceback) on user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from components.cli import main
+
+SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
+
+
+def test_config_validate_prints_summary(capsys):
+    assert main(["config", "validate", str(SMALL)]) == 0
+    assert "valid (kernel PYTORCH, max_seq_len 320" in capsys.readouterr().out
+
+
+def test_config_validate_json(capsys):
+    assert main(["config", "validate", "--json", str(SMALL)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"file": str(SMALL), "valid": True}
+
+
+def test_config_show_prints_defaults(capsys):
+    assert main(["config", "show", str(SMALL)]) == 0
+    out = capsys.readouterr().out
+    assert "max_bad_row_fraction: 0.05" in out and "registered_model_name: \"dlrm_hstu\"" in out
+
+
+def test_bad_config_exits_2_with_field_and_line(tmp_path):
+    bad = tmp_path / "bad.config"
+    bad.write_text(SMALL.read_text().replace("attn_num_layers: 2", "attn_num_layers: 0"))
+    proc = subprocess.run([sys.executable, "-m", "components.cli", "config", "validate", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    line = bad.read_text()[: bad.read_text().index("attn_num_layers: 0")].count("\n") + 1
+    assert f"bad.config:{line}: model_config.dlrm_hstu.hstu.attn_num_layers: must be > 0" in proc.stderr
