@@ -339,3 +339,36 @@ def load_config(path: str | Path) -> PipelineConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror}", "", None, str(path)) from None
     return parse_config(text, str(path))
+
+
+def apply_overrides(config: PipelineConfig, *, kernel: str | None = None, train_windows: int | None = None,
+                    auc_floors: dict[str, float] | None = None, max_regression: float | None = None,
+                    work_dir: str | None = None) -> PipelineConfig:
+    """A copy of ``config`` with run-time choices (Airflow Params, CLI flags) applied and validated."""
+    model, data, promotion = config.model, config.data, config.promotion
+    if kernel:
+        if kernel not in ("TRITON", "PYTORCH"):
+            raise ConfigError(f"must be TRITON or PYTORCH, got {kernel!r}", "kernel", None, "run parameters")
+        model = dataclasses.replace(model, kernel=kernel)
+    if train_windows is not None:
+        if train_windows <= 0:
+            raise ConfigError(f"must be > 0, got {train_windows}", "train_windows", None, "run parameters")
+        data = dataclasses.replace(data, train_windows=train_windows)
+    if work_dir:
+        data = dataclasses.replace(data, work_dir=work_dir)
+    tasks = {t.task_name for t in model.tasks}
+    rules = {r.task_name: r for r in promotion.task_rules}
+    for task, floor in (auc_floors or {}).items():
+        if task not in tasks:
+            raise ConfigError(f"unknown task {task!r}; the model's tasks are {', '.join(sorted(tasks))}",
+                              "auc_floors", None, "run parameters")
+        if not 0.0 <= float(floor) <= 1.0:
+            raise ConfigError(f"floor of {task} must be in [0, 1], got {floor}", "auc_floors", None, "run parameters")
+        rules[task] = dataclasses.replace(promotion.rule(task), auc_floor=float(floor))
+    if max_regression is not None:
+        if max_regression < 0:
+            raise ConfigError(f"must be >= 0, got {max_regression}", "max_regression", None, "run parameters")
+        promotion = dataclasses.replace(promotion, default_max_regression=float(max_regression))
+        rules = {t: dataclasses.replace(r, max_regression=float(max_regression)) for t, r in rules.items()}
+    promotion = dataclasses.replace(promotion, task_rules=tuple(rules.values()))
+    return dataclasses.replace(config, model=model, data=data, promotion=promotion)

@@ -152,3 +152,18 @@ data_config {
     mapping = parse_config(_spec_block() + extra).data.column_mapping
     assert (mapping.user_id, mapping.video_id, mapping.time, mapping.time_unit) == ("user", "item", "unix_ts", "s")
     assert [(r.action, r.when) for r in mapping.action_rules] == [("is_click", "true"), ("is_like", "rating >= 4")]
+
+
+def test_run_overrides_apply_and_validate():
+    from components.config import apply_overrides
+
+    cfg = load_config(SMALL_CONFIG)
+    out = apply_overrides(cfg, kernel="TRITON", train_windows=5, auc_floors={"is_like": 0.6}, max_regression=0.0)
+    assert out.model.kernel == "TRITON" and out.data.train_windows == 5
+    assert out.promotion.rule("is_like").auc_floor == 0.6 and out.promotion.rule("is_like").max_regression == 0.0
+    assert out.promotion.rule("is_click").auc_floor == cfg.promotion.default_auc_floor
+    assert out.promotion.rule("is_click").max_regression == 0.0
+    with pytest.raises(ConfigError, match="unknown task 'is_share'"):
+        apply_overrides(cfg, auc_floors={"is_share": 0.5})
+    with pytest.raises(ConfigError, match="TRITON or PYTORCH"):
+        apply_overrides(cfg, kernel="CUDA")
