@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from hstu_model.config_text import ConfigError
@@ -56,6 +56,36 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def _data_generate(args: argparse.Namespace) -> int:
+    from components.datagen import generate_dataset
+
+    result = generate_dataset(out=args.out, users=args.users, days=args.days, start_date=args.start_date,
+                              seed=args.seed, fmt=args.format, overwrite=args.overwrite)
+    _emit(args, f"generated {result.events:,} events, {result.users:,} users, {result.days} days "
+                f"from {result.start_date} into {result.out} ({result.seconds:.1f} s)", result)
+    return 0
+
+
+def _data_oracle(args: argparse.Namespace) -> int:
+    from components.datagen import baseline_auc, oracle_auc
+
+    end = args.window_start + timedelta(days=args.window_days)
+    report = {"oracle": oracle_auc(data=args.data, window_start=args.window_start, window_end=end)}
+    if args.train_days:
+        report.update(baseline_auc(data=args.data, train_start=args.window_start - timedelta(days=args.train_days),
+                                   train_end=args.window_start, eval_start=args.window_start, eval_end=end))
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    print(f"{'task':<16}" + "".join(f"{name:>12}" for name in report))
+    for task in report["oracle"]:
+        print(f"{task:<16}" + "".join(f"{report[name].get(task, float('nan')):>12.4f}" for name in report))
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------------
 
 
@@ -77,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p = _add(config, "show", _config_show, "print the resolved config with every default filled in")
     p.add_argument("file", type=Path)
+
+    data = steps.add_parser("data", help="the built-in KuaiRand-shaped data generator").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = _add(data, "generate", _data_generate, "generate raw logs, user features and true action probabilities")
+    p.add_argument("--out", type=Path, required=True, help="output folder (events/, user_features/, truth/)")
+    p.add_argument("--users", type=int, default=3000)
+    p.add_argument("--days", type=int, default=8)
+    p.add_argument("--start-date", type=_date, default=date(2022, 4, 8))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--overwrite", action="store_true", help="replace data already in --out")
+    p = _add(data, "oracle", _data_oracle, "oracle AUC per task on a window (and baselines with --train-days)")
+    p.add_argument("--data", type=Path, required=True, help="folder written by `hstu data generate`")
+    p.add_argument("--window-start", type=_date, required=True)
+    p.add_argument("--window-days", type=int, default=1)
+    p.add_argument("--train-days", type=int, default=0, help="fit the baselines on this many days before")
     return parser
 
 

@@ -184,6 +184,8 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
         rules = tuple(ActionRule(r.action, r.when) for r in cm.action_rules)
         mapping = ColumnMapping(cm.user_id, cm.video_id, cm.time, cm.time_unit, cm.play_time_ms, cm.duration_ms, rules)
     values = {f.name: getattr(msg, f.name) for f in fields(DataConfig) if f.name != "column_mapping"}
+    if "://" not in values["work_dir"]:  # local: absolute now, so every task and process agrees on it
+        values["work_dir"] = str(Path(values["work_dir"]).expanduser().resolve())
     data = DataConfig(column_mapping=mapping, **values)
     if data.events_format not in ("csv", "parquet"):
         raise fail("data_config.events_format", f"must be 'csv' or 'parquet', got {data.events_format!r}")

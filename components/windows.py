@@ -26,3 +26,16 @@ def training_windows(eval_window: date, *, count: int, window_days: int = 1) -> 
     if count <= 0:
         raise ValueError(f"the number of training windows must be > 0, got {count}")
     return [eval_window - timedelta(days=window_days * i) for i in range(count, 0, -1)]
+
+
+def missing_partitions(root: str, windows: list[date]) -> list[date]:
+    """The windows whose ``dt=YYYY-MM-DD`` partition under ``root`` (any fsspec URI) is absent or empty."""
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(root)
+    missing = []
+    for day in windows:
+        path = f"{base.rstrip('/')}/dt={day.isoformat()}"
+        if not fs.exists(path) or not fs.ls(path):
+            missing.append(day)
+    return missing

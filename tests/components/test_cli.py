@@ -37,3 +37,15 @@ def test_bad_config_exits_2_with_field_and_line(tmp_path):
     assert "Traceback" not in proc.stderr
     line = bad.read_text()[: bad.read_text().index("attn_num_layers: 0")].count("\n") + 1
     assert f"bad.config:{line}: model_config.dlrm_hstu.hstu.attn_num_layers: must be > 0" in proc.stderr
+
+
+def test_data_generate_then_oracle(tmp_path, capsys):
+    out = tmp_path / "raw"
+    assert main(["data", "generate", "--out", str(out), "--users", "200", "--days", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["events"] > 0 and (out / "events" / "dt=2022-04-10").is_dir()
+    assert main(["data", "oracle", "--data", str(out), "--window-start", "2022-04-10", "--train-days", "2",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"oracle", "popularity", "logistic"} and report["oracle"]["click"] > 0.6
+    assert main(["data", "generate", "--out", str(out), "--users", "200", "--days", "3"]) == 2  # no overwrite

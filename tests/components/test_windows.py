@@ -21,3 +21,13 @@ def test_manual_run_without_window_is_a_clear_error():
 def test_training_windows_precede_the_evaluation_window():
     assert training_windows(date(2022, 4, 20), count=3) == [date(2022, 4, 17), date(2022, 4, 18), date(2022, 4, 19)]
     assert training_windows(date(2022, 4, 20), count=2, window_days=2) == [date(2022, 4, 16), date(2022, 4, 18)]
+
+
+def test_missing_partitions_lists_absent_and_empty_days(tmp_path):
+    from components.windows import missing_partitions
+
+    (tmp_path / "dt=2022-04-18").mkdir()
+    (tmp_path / "dt=2022-04-18" / "part-0.csv").write_text("user_id\n1\n")
+    (tmp_path / "dt=2022-04-19").mkdir()  # empty: not there yet
+    days = [date(2022, 4, 18), date(2022, 4, 19), date(2022, 4, 20)]
+    assert missing_partitions(str(tmp_path), days) == [date(2022, 4, 19), date(2022, 4, 20)]

@@ -1,0 +1,96 @@
+"""Two static baselines fitted on a training window and scored on an evaluation window, per task.
+
+- popularity: each video's smoothed positive rate on the training window, (pos + a p) / (n + a), a = 20.
+- logistic: logit = b + w_user + w_video, L2-regularised, fitted by alternating exact Newton steps on the
+  bias, the user block and the video block (each block is separable, so its diagonal Newton step is exact).
+Neither sees the order of events, so a sequence model should land between them and the oracle.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from components.datagen.oracle import auc, read_window
+from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES
+
+_SMOOTHING = 20.0
+_L2 = 1.0
+_NEWTON_ROUNDS = 12
+
+
+def _labels(events: dict[str, np.ndarray]) -> np.ndarray:
+    """Labels float64 [N, 8] in ACTION_COLUMNS order."""
+    return np.stack([events[c] != 0 for c in ACTION_COLUMNS], axis=1).astype(np.float64)
+
+
+def _index(train_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map ids to rows of the sorted unique `train_ids`; returns (row int64 [N], known bool [N])."""
+    pos = np.clip(np.searchsorted(train_ids, ids), 0, max(len(train_ids) - 1, 0))
+    known = train_ids[pos] == ids if len(train_ids) else np.zeros(len(ids), dtype=bool)
+    return pos, known
+
+
+def _group_sum(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per-row sums of values [N, T] -> [n, T]."""
+    return np.stack([np.bincount(rows, weights=values[:, t], minlength=n) for t in range(values.shape[1])], 1)
+
+
+def popularity_scores(train_items: np.ndarray, train_y: np.ndarray, eval_items: np.ndarray) -> np.ndarray:
+    """Smoothed per-video rate; train_y [N, T] -> scores [M, T] (the global rate for unseen videos)."""
+    items, rows = np.unique(train_items, return_inverse=True)
+    prior = train_y.mean(axis=0)
+    rate = (_group_sum(rows, train_y, len(items)) + _SMOOTHING * prior) / (
+        np.bincount(rows, minlength=len(items))[:, None] + _SMOOTHING)
+    pos, known = _index(items, eval_items)
+    return np.where(known[:, None], rate[pos], prior)
+
+
+def _newton_block(rows: np.ndarray, n: int, logit: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact Newton step of the L2-regularised log loss for one separable block of weights w [n, T]."""
+    p = 1.0 / (1.0 + np.exp(-logit))
+    grad = _group_sum(rows, p - y, n) + _L2 * w
+    hess = _group_sum(rows, p * (1.0 - p), n) + _L2
+    return w - grad / hess
+
+
+def logistic_scores(train_users: np.ndarray, train_items: np.ndarray, train_y: np.ndarray,
+                    eval_users: np.ndarray, eval_items: np.ndarray) -> np.ndarray:
+    """Fit logit = b + w_user + w_video per task on train_y [N, T]; returns eval logits [M, T]."""
+    users, urow = np.unique(train_users, return_inverse=True)
+    items, irow = np.unique(train_items, return_inverse=True)
+    rate = train_y.mean(axis=0).clip(1e-6, 1 - 1e-6)
+    b = np.log(rate / (1 - rate))
+    wu, wi = np.zeros((len(users), train_y.shape[1])), np.zeros((len(items), train_y.shape[1]))
+    for _ in range(_NEWTON_ROUNDS):
+        wu = _newton_block(urow, len(users), b + wu[urow] + wi[irow], train_y, wu)
+        wi = _newton_block(irow, len(items), b + wu[urow] + wi[irow], train_y, wi)
+        p = 1.0 / (1.0 + np.exp(-(b + wu[urow] + wi[irow])))
+        b = b - (p - train_y).sum(axis=0) / np.maximum((p * (1 - p)).sum(axis=0), 1e-9)
+    upos, uknown = _index(users, eval_users)
+    ipos, iknown = _index(items, eval_items)
+    return b + np.where(uknown[:, None], wu[upos], 0.0) + np.where(iknown[:, None], wi[ipos], 0.0)
+
+
+def baseline_auc(*, data: Path, train_start: date, train_end: date, eval_start: date,
+                 eval_end: date) -> dict[str, dict[str, float]]:
+    """Fit both baselines on [train_start, train_end) and score them on [eval_start, eval_end).
+
+    Returns:
+        {"popularity": {task: AUC}, "logistic": {task: AUC}} with the tasks of `oracle_auc`.
+    """
+    if eval_start < train_end:
+        raise ValueError(f"evaluation window starts {eval_start}, before the training window ends {train_end}; "
+                         "expected training strictly before evaluation (DESIGN §4.4)")
+    cols = ["user_id", "video_id", *ACTION_COLUMNS]
+    train = read_window(data, train_start, train_end, cols)
+    test = read_window(data, eval_start, eval_end, cols)
+    y_train, y_test = _labels(train), _labels(test)
+    scores = {
+        "popularity": popularity_scores(train["video_id"], y_train, test["video_id"]),
+        "logistic": logistic_scores(train["user_id"], train["video_id"], y_train, test["user_id"], test["video_id"]),
+    }
+    return {name: {task: auc(s[:, t], y_test[:, t]) for t, task in enumerate(TASK_NAMES)}
+            for name, s in scores.items()}

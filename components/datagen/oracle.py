@@ -1,0 +1,89 @@
+"""The best achievable AUC per task on a window: the true event probabilities scored against the labels.
+
+Also holds the exact rank-based AUC (ties get average ranks) and the reader of a date window of generated
+events, shared with the baselines.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES, TRUTH_COLUMNS, TRUTH_KEY
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Exact ROC AUC, P(score_pos > score_neg) + 0.5 P(tie), via average ranks.
+
+    Args:
+        scores: float [N]; labels: [N], nonzero = positive.
+    Returns:
+        the AUC, or NaN when the labels hold only one class.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels) != 0
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and labels {labels.shape}; expected two equal 1-d shapes")
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    # Tie groups in the sorted scores: each gets the mean of its 1-based ranks.
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    mean_rank = (starts + ends + 1) / 2.0
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _days(start: date, end: date) -> list[date]:
+    if end <= start:
+        raise ValueError(f"window [{start}, {end}) is empty; expected start < end")
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+def _read_file(path: Path, columns: list[str]) -> pa.Table:
+    if path.suffix == ".csv":
+        opts = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.int64() for c in columns})
+        return pacsv.read_csv(path, convert_options=opts)
+    return pq.read_table(path, columns=columns)
+
+
+def read_window(data: Path, start: date, end: date, columns: list[str], part: str = "events") -> dict[str, np.ndarray]:
+    """Read `columns` of the `part` ("events" or "truth") partitions dt in [start, end), in file order.
+
+    Returns:
+        column name -> numpy array [N]. Raises ValueError naming the folder when no partition exists.
+    """
+    tables = []
+    for day in _days(start, end):
+        folder = Path(data) / part / f"dt={day.isoformat()}"
+        files = sorted(folder.glob("part-*")) if folder.is_dir() else []
+        tables += [_read_file(f, columns) for f in files]
+    if not tables:
+        raise ValueError(f"no {part} partitions under {Path(data) / part} for dt in [{start}, {end})")
+    table = pa.concat_tables(tables)
+    return {c: table.column(c).to_numpy() for c in columns}
+
+
+def oracle_auc(*, data: Path, window_start: date, window_end: date) -> dict[str, float]:
+    """AUC per task of the true probabilities against the realised labels on the window [start, end).
+
+    Returns:
+        task name (click, like, follow, comment, forward, hate, long_view, profile_enter) -> AUC (NaN when the
+        window has one class only).
+    """
+    events = read_window(data, window_start, window_end, [*TRUTH_KEY, *ACTION_COLUMNS])
+    truth = read_window(data, window_start, window_end, list(TRUTH_COLUMNS), part="truth")
+    same = all(np.array_equal(events[k], truth[k]) for k in TRUTH_KEY)
+    if not same:
+        raise ValueError(f"{data}: events and truth rows differ in (user_id, video_id, time_ms) on "
+                         f"[{window_start}, {window_end}); expected the generator's aligned files")
+    return {task: auc(truth[f"p_{col}"], events[col]) for task, col in zip(TASK_NAMES, ACTION_COLUMNS)}
