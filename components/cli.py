@@ -18,6 +18,8 @@ from pathlib import Path
 from hstu_model.config_text import ConfigError
 
 USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, PermissionError)
+# Errors of the registry side, matched by name so that `hstu config ...` never imports mlflow.
+REGISTRY_ERRORS = ("TrackingUnavailableError", "MlflowException", "StaleChampionError")
 
 
 def _date(text: str) -> date:
@@ -86,6 +88,31 @@ def _data_oracle(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- registry -------------------------------------------------------------------------------------------
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from components.gate import promote
+
+    change = promote(config=load_config(args.config), version=args.version, force=args.force,
+                     actor=args.actor, reason=args.reason)
+    _emit(args, f"{change.model_name}: @champion {change.before.champion} -> {change.after.champion}"
+                f"{' (forced)' if change.forced else ''}; @previous_champion {change.after.previous_champion}",
+          change)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from components.gate import rollback
+
+    change = rollback(config=load_config(args.config), to_version=args.to, actor=args.actor, reason=args.reason)
+    _emit(args, f"{change.model_name}: @champion rolled back {change.before.champion} -> {change.after.champion}",
+          change)
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------------
 
 
@@ -123,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-start", type=_date, required=True)
     p.add_argument("--window-days", type=int, default=1)
     p.add_argument("--train-days", type=int, default=0, help="fit the baselines on this many days before")
+
+    p = _add(steps, "promote", _promote, "move @champion to a version that passed the gate (or --force)")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--force", action="store_true", help="promote without a passing gate decision (recorded)")
+    p.add_argument("--actor", default=None, help="who promotes (default: the OS user)")
+    p.add_argument("--reason", default="", help="why; required in spirit when forcing")
+    p = _add(steps, "rollback", _rollback, "move @champion back to @previous_champion (or --to VERSION)")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--to", default=None, help="version to restore (default: @previous_champion)")
+    p.add_argument("--actor", default=None)
+    p.add_argument("--reason", default="")
     return parser
 
 
@@ -132,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except USER_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, USER_ERRORS) and type(exc).__name__ not in REGISTRY_ERRORS:
+            raise
         print(f"hstu {args.step}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -49,3 +49,11 @@ def test_data_generate_then_oracle(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"oracle", "popularity", "logistic"} and report["oracle"]["click"] > 0.6
     assert main(["data", "generate", "--out", str(out), "--users", "200", "--days", "3"]) == 2  # no overwrite
+
+
+def test_rollback_without_champion_is_a_clear_error(tmp_path, capsys):
+    cfg = tmp_path / "c.config"
+    text = SMALL.read_text().replace("data_config {", f'data_config {{\n  work_dir: "{tmp_path}"', 1)
+    cfg.write_text(text)
+    assert main(["rollback", "--config", str(cfg)]) == 2
+    assert "rollback: error:" in capsys.readouterr().err
