@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -6,7 +6,7 @@ from components.windows import training_windows, window_of
 
 
 def test_window_param_overrides_data_interval():
-    start = datetime(2022, 4, 20, tzinfo=timezone.utc)
+    start = datetime(2022, 4, 20, tzinfo=UTC)
     assert window_of(window_date="2022-04-15", data_interval_start=start) == date(2022, 4, 15)
     assert window_of(window_date=None, data_interval_start=start) == date(2022, 4, 20)
 
