@@ -88,6 +88,17 @@ def _data_oracle(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- model ----------------------------------------------------------------------------------------------
+
+
+def _model_summary(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from hstu_model import summarize_model
+
+    print(summarize_model(load_config(args.config).model))
+    return 0
+
+
 # --- registry -------------------------------------------------------------------------------------------
 
 
@@ -151,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-days", type=int, default=1)
     p.add_argument("--train-days", type=int, default=0, help="fit the baselines on this many days before")
 
+    model = steps.add_parser("model", help="inspect the model a config builds").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = _add(model, "summary", _model_summary, "parameter count per module and in total")
+    p.add_argument("config", type=Path)
+
     p = _add(steps, "promote", _promote, "move @champion to a version that passed the gate (or --force)")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--version", required=True)
@@ -167,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # Our packages log at INFO; libraries (fbgemm, py4j, mlflow) only warnings, unless --verbose.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for package in ("components", "hstu_model", "kernels"):
+        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.handler(args)
     except Exception as exc:

@@ -57,3 +57,11 @@ def test_rollback_without_champion_is_a_clear_error(tmp_path, capsys):
     cfg.write_text(text)
     assert main(["rollback", "--config", str(cfg)]) == 2
     assert "rollback: error:" in capsys.readouterr().err
+
+
+def test_model_summary_counts_parameters(capsys):
+    assert main(["model", "summary", str(SMALL)]) == 0
+    out = capsys.readouterr().out
+    assert "DlrmHSTU: d=64, heads=2, layers=2" in out and "total" in out
+    total = int(out.strip().splitlines()[-1].split()[-1].replace(",", ""))
+    assert total > 1_000_000  # the two 100k-row id tables alone

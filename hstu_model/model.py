@@ -1,0 +1,134 @@
+"""DlrmHSTU: the HSTU ranking model over jagged user-window samples (DESIGN §5).
+
+Per sample the token sequence is ``[K contextual | U history, oldest first | T candidates]``:
+
+    tokens  = preprocessor(id embeddings, actions)             jagged values [L, D], seq_offsets [B+1]
+    x       = Dropout(tokens + pos_emb + time_emb)
+    x       = STU_n(... STU_1(x))                             mask of DESIGN §6, S = max_seq_len
+    user    = postprocessor(x at the candidates, query time)  [C, D]
+    logits  = tower(user, item content)                       [C, num_tasks]
+
+``build_model`` builds the embedding tables through ``build_embeddings`` (the factory a sharder replaces) and
+resolves the kernel backend once; every layer gets it as a constructor argument.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import kernels
+from hstu_model.backend import resolve_backend
+from hstu_model.batch import HstuBatch, offsets_from_lengths
+from hstu_model.config import ModelConfig
+from hstu_model.embeddings import IdEmbeddings, build_embeddings
+from hstu_model.positional import PositionalEncoder, segment_index
+from hstu_model.postprocess import build_postprocessor
+from hstu_model.preprocessor import ContextualPreprocessor
+from hstu_model.stu import StuStack
+from hstu_model.tower import FusionMtlTower
+
+_SINGLE_FEATURE_GROUPS = ("uih_action", "uih_watchtime", "uih_timestamp", "candidate_timestamp")
+
+
+def check_supported(config: ModelConfig) -> None:
+    """Rejects schema options this model does not implement, naming the field.
+
+    Raises:
+        ValueError: "... is not supported" for each such option.
+    """
+    groups = config.feature_groups
+    for name in _SINGLE_FEATURE_GROUPS:
+        features = getattr(groups, name)
+        if len(features) != 1:
+            raise ValueError(f"feature group {name!r} with {len(features)} features {list(features)} is not "
+                             "supported; give exactly one")
+    if config.hstu.postprocessor.kind not in ("timestamp_layernorm", "layernorm", "l2norm"):
+        raise ValueError(f"output_postprocessor {config.hstu.postprocessor.kind!r} is not supported; use "
+                         "timestamp_layernorm, layernorm or l2norm")
+
+
+class DlrmHSTU(nn.Module):
+    """The ranking model: ``model(batch) -> logits [num_candidates, num_tasks]`` (raw logits, no sigmoid)."""
+
+    def __init__(self, config: ModelConfig, embeddings: IdEmbeddings, backend: str):
+        super().__init__()
+        check_supported(config)
+        hstu, width = config.hstu, config.hstu.stu.embedding_dim
+        self.config, self.backend = config, backend
+        self.contextual_len = len(config.feature_groups.contextual)
+        self.embeddings = embeddings
+        self.preprocessor = ContextualPreprocessor(config, embeddings.dims)
+        self.positional = PositionalEncoder(hstu.positional_encoder, width, self.contextual_len, backend)
+        self.input_dropout = nn.Dropout(hstu.input_dropout_ratio)
+        self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend)
+        self.postprocessor = build_postprocessor(hstu.postprocessor, width)
+        self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
+                                    hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks))
+
+    def _lookup(self, batch: HstuBatch) -> dict[str, torch.Tensor]:
+        ones = torch.ones_like(batch.uih_lengths)
+        features = {f: (ids, ones) for f, ids in batch.contextual.items()}
+        features.update({f: (ids, batch.uih_lengths) for f, ids in batch.uih_ids.items()})
+        features.update({f: (ids, batch.candidate_lengths) for f, ids in batch.candidate_ids.items()})
+        return self.embeddings(features)
+
+    def encode(self, batch: HstuBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Runs the encoder.
+
+        Returns:
+            x [L, D] (STU output for every token), seq_offsets int64 [B+1], candidate content [C, E].
+        """
+        emb = self._lookup(batch)
+        pre = self.preprocessor
+        candidate_content = pre.content(emb, candidates=True)  # [C, E]
+        segments = [
+            pre.contextual(emb),  # [B*K, D]
+            pre.history(pre.content(emb, candidates=False), batch.uih_action, batch.uih_watchtime),  # [U, D]
+            pre.candidates(candidate_content),  # [C, D]
+        ]
+        lengths = [torch.full_like(batch.uih_lengths, self.contextual_len), batch.uih_lengths,
+                   batch.candidate_lengths]
+        offsets = [offsets_from_lengths(n) for n in lengths]
+        x, seq_offsets = kernels.jagged_concat(segments, offsets, backend=self.backend)  # [L, D], [B+1]
+        ids = self.positional.segment_ids(batch.uih_lengths, batch.uih_timestamp, batch.candidate_lengths,
+                                          batch.candidate_timestamp)
+        pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets, backend=self.backend)  # [L]
+        time_ids, _ = kernels.jagged_concat([t for _, t in ids], offsets, backend=self.backend)  # [L]
+        x = self.input_dropout(self.positional(x, pos_ids, time_ids))
+        x = self.stu(x, seq_offsets, batch.candidate_lengths)
+        return x, seq_offsets, candidate_content
+
+    def candidate_index(self, batch: HstuBatch, seq_offsets: torch.Tensor) -> torch.Tensor:
+        """Row of each candidate in the jagged tokens: int64 [C] (no host sync: C comes from a shape)."""
+        sample, index = segment_index(batch.candidate_lengths, batch.candidate_timestamp.numel())
+        return seq_offsets[:-1][sample] + self.contextual_len + batch.uih_lengths[sample] + index
+
+    def forward(self, batch: HstuBatch) -> torch.Tensor:
+        """``batch`` (B samples, C candidates) -> logits ``[C, num_tasks]``, candidates in batch order."""
+        x, seq_offsets, candidate_content = self.encode(batch)
+        user = x.index_select(0, self.candidate_index(batch, seq_offsets))  # [C, D]
+        user = self.postprocessor(user, batch.candidate_timestamp)
+        return self.tower(user, candidate_content)
+
+
+def build_model(config: ModelConfig, device: torch.device | str, *, strict_kernel: bool = False,
+                embeddings: IdEmbeddings | None = None) -> DlrmHSTU:
+    """Builds DlrmHSTU on ``device`` from a resolved config (``embedding_tables`` filled).
+
+    Args:
+        config: the model config; ``config.kernel`` picks the kernels (TRITON falls back to PYTORCH off-GPU
+            with a warning unless ``strict_kernel``).
+        device: where parameters live ("meta" builds without memory, e.g. for summaries).
+        embeddings: tables to use instead of ``build_embeddings(config, device)`` (e.g. sharded ones).
+
+    Raises:
+        ValueError: an unsupported option, missing embedding tables, or TRITON unavailable with strict_kernel.
+    """
+    device = torch.device(device)
+    check_supported(config)
+    backend = resolve_backend(config.kernel, device, strict_kernel) if device.type != "meta" else "pytorch"
+    embeddings = embeddings if embeddings is not None else build_embeddings(config, device)
+    with torch.device(device):
+        model = DlrmHSTU(config, embeddings, backend)
+    return model

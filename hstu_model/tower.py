@@ -1,0 +1,52 @@
+"""Fusion multi-task tower: one logit per task per candidate (DESIGN §5).
+
+    item = ItemMLP(content [C, E])                      (Linear, SiLU, Linear, LayerNorm -> [C, D])
+    logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]
+
+MLP: per ``hidden_units`` entry ``Linear -> (LayerNorm if use_ln) -> activation -> (Dropout)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hstu_model.config import TowerConfig
+from hstu_model.preprocessor import SimpleMlp
+
+_ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.SiLU": nn.SiLU, "nn.GELU": nn.GELU, "nn.Tanh": nn.Tanh}
+
+
+def _mlp(config: TowerConfig, in_dim: int) -> tuple[nn.Sequential, int]:
+    if config.activation not in _ACTIVATIONS:
+        raise ValueError(f"fusion_mtl_tower.mlp.activation {config.activation!r} is not supported; "
+                         f"use one of {sorted(_ACTIVATIONS)}")
+    if config.dropout_ratio and len(config.dropout_ratio) not in (1, len(config.hidden_units)):
+        raise ValueError(f"fusion_mtl_tower.mlp.dropout_ratio has {len(config.dropout_ratio)} entries; expected "
+                         f"1 or one per hidden unit ({len(config.hidden_units)})")
+    layers: list[nn.Module] = []
+    for i, units in enumerate(config.hidden_units):
+        layers.append(nn.Linear(in_dim, units))
+        if config.use_ln:
+            layers.append(nn.LayerNorm(units))
+        layers.append(_ACTIVATIONS[config.activation]())
+        if config.dropout_ratio:
+            p = config.dropout_ratio[i if len(config.dropout_ratio) > 1 else 0]
+            if p > 0:
+                layers.append(nn.Dropout(p))
+        in_dim = units
+    return nn.Sequential(*layers), in_dim
+
+
+class FusionMtlTower(nn.Module):
+    """User-side candidate encoding x item-side encoding -> MLP -> ``[C, num_tasks]`` logits."""
+
+    def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int):
+        super().__init__()
+        self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
+        self.mlp, out_dim = _mlp(config, width)
+        self.head = nn.Linear(out_dim, num_tasks)
+
+    def forward(self, user: torch.Tensor, item_content: torch.Tensor) -> torch.Tensor:
+        """``user [C, D]``, ``item_content [C, E]`` -> logits ``[C, T]``."""
+        return self.head(self.mlp(user * self.item_mlp(item_content)))

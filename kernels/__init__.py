@@ -1,0 +1,25 @@
+"""Kernels of the HSTU model on jagged tensors (values concatenated over the batch + offsets int64 [B+1]).
+
+Every op takes `backend="triton" | "pytorch"`; the PyTorch twins (`*_ref.py`) are the references the tests
+compare against (DESIGN §6). Imports torch and triton only.
+"""
+
+from kernels.backend import Backend, triton_available
+from kernels.hstu_attention import hstu_attention
+from kernels.jagged import jagged_concat, jagged_split
+from kernels.layer_norm_uvqk import layer_norm_uvqk
+from kernels.norm_mul import norm_mul
+from kernels.output_projection import output_projection
+from kernels.position_time import add_position_time
+
+__all__ = [
+    "Backend",
+    "add_position_time",
+    "hstu_attention",
+    "jagged_concat",
+    "jagged_split",
+    "layer_norm_uvqk",
+    "norm_mul",
+    "output_projection",
+    "triton_available",
+]

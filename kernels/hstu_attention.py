@@ -1,0 +1,509 @@
+"""HSTU attention on jagged sequences (DESIGN §6): Triton forward/backward kernels and the public function.
+
+out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j, S = scaling_seqlen or max_seq_len. There is no
+softmax, so a row block needs no running max: the forward streams key/value blocks and accumulates
+[BLOCK_M, Dv] in fp32; the L x L score matrix never exists. Backward recomputes the scores: one kernel per
+key block writes dK, dV (loops over the query blocks that attend it), one per query block writes dQ. No
+atomics, so gradients are deterministic.
+
+Mask (DESIGN §6), per sequence of n tokens with T candidates, K contextual tokens and U = n - T - K history
+tokens: ids are 0 (contextual), 1..U (history), U+1 (candidates); i attends j when i == j or id_j < id_i (and,
+if max_attn_len > 0, id_i - id_j <= max_attn_len); contextual tokens also attend every token with id <= U.
+Counts are clamped to the sequence: T = min(num_targets, n), then K = min(contextual_len, n - T).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.backend import LazyKernel, check_backend
+from kernels.hstu_attention_ref import hstu_attention_ref
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _ids(pos, n_ctx, hist_end, n_hist):
+    """DESIGN §6 mask ids of positions: contextual 0, history 1..U, candidates U+1."""
+    return tl.where(pos < n_ctx, 0, tl.where(pos < hist_end, pos - n_ctx + 1, n_hist + 1))
+
+
+def _keep(pos_i, id_i, pos_j, id_j, hist_end, max_attn_len, HAS_WINDOW: tl.constexpr):
+    """DESIGN §6 mask on broadcastable query (i) / key (j) operands: True where query i attends key j."""
+    keep = id_j < id_i
+    if HAS_WINDOW:
+        keep = keep & (id_i - id_j <= max_attn_len)
+    keep = keep | ((id_i == 0) & (pos_j < hist_end))  # contextual queries see every id <= U
+    return keep | (pos_i == pos_j)
+
+
+def _sigmoid(x, FAST: tl.constexpr):
+    """sigmoid(x) in fp32; FAST: 0.5 + 0.5 * tanh(x / 2) with one tanh.approx (bf16/fp16 inputs only)."""
+    if FAST:
+        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x * 0.5], dtype=tl.float32,
+                                      is_pure=True, pack=1)
+        return 0.5 * t + 0.5
+    else:
+        return tl.sigmoid(x)
+
+
+def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+               stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+               MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+               DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
+               BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """acc += (mask * SiLU(alpha * q k^T) / S) v for one key block; MASKED=False only for full blocks."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_dqk = tl.arange(0, BLOCK_DQK)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    cols = seq_start + offs_n
+    k_ptrs = K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :]
+    v_ptrs = V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :]
+    if MASKED:
+        k = tl.load(k_ptrs, mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        v = tl.load(v_ptrs, mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+    else:  # a full block lies below the diagonal: every key is in the sequence
+        k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
+        v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * alpha  # [BLOCK_M, BLOCK_N] fp32
+    p = s * _sigmoid(s, FAST) * inv_scale
+    if MASKED:
+        # Keys past the end load as zeros, so only the DESIGN §6 mask is needed, not a length mask.
+        id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
+        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], hist_end, max_attn_len,
+                     HAS_WINDOW)
+        p = tl.where(keep, p, 0.0)
+    return acc + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+
+
+def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+              stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+              MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+              DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
+              BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """dq += dS k for one key block, dS = mask * dP * alpha * SiLU'(s) / S, dP = dO v^T."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_dqk = tl.arange(0, BLOCK_DQK)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    cols = seq_start + offs_n
+    k_ptrs = K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :]
+    v_ptrs = V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :]
+    if MASKED:
+        k = tl.load(k_ptrs, mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        v = tl.load(v_ptrs, mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+    else:
+        k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
+        v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * alpha
+    sig = _sigmoid(s, FAST)
+    dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+    # d SiLU(x)/dx = sig * (1 + x * (1 - sig))
+    ds = dp * (inv_scale * alpha) * sig * (1.0 + s * (1.0 - sig))
+    if MASKED:
+        id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
+        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], hist_end, max_attn_len,
+                     HAS_WINDOW)
+        ds = tl.where(keep, ds, 0.0)
+    return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+
+
+def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, offs_n, id_n,
+                stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale, max_attn_len,
+                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+                DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
+                BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M])."""
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_dqk = tl.arange(0, BLOCK_DQK)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    rows = seq_start + offs_m
+    # Queries past the end load as zeros and so contribute nothing.
+    q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
+                mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+    do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
+                 mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+    s_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * alpha
+    sig = _sigmoid(s_t, FAST)
+    p_t = s_t * sig * inv_scale
+    dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
+    ds_t = dp_t * (inv_scale * alpha) * sig * (1.0 + s_t * (1.0 - sig))
+    if MASKED:
+        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
+        keep_t = _keep(offs_m[None, :], id_m[None, :], offs_n[:, None], id_n[:, None], hist_end, max_attn_len,
+                       HAS_WINDOW)
+        p_t = tl.where(keep_t, p_t, 0.0)
+        ds_t = tl.where(keep_t, ds_t, 0.0)
+    dv = dv + tl.dot(p_t.to(do.dtype), do, input_precision=PRECISION)
+    dk = dk + tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
+    return dk, dv
+
+
+# ----------------------------------------------------------------------------------------------- forward
+
+
+def _hstu_attn_fwd_kernel(
+    Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_om, stride_oh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    # Last query blocks do the most work under the causal mask: launch them first.
+    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
+    b = pid_bh // num_heads
+    h = pid_bh % num_heads
+    seq_start = tl.load(SEQ_OFFSETS + b)
+    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    m0 = pid_m * BLOCK_M
+    if m0 < n:
+        n_tgt = 0
+        if HAS_TARGETS:
+            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
+        n_ctx = tl.minimum(contextual_len, n - n_tgt)
+        hist_end = n - n_tgt  # positions < hist_end have id <= U
+        n_hist = hist_end - n_ctx
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
+        offs_dqk = tl.arange(0, BLOCK_DQK)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        rows = seq_start + offs_m
+        q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
+                    mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
+        # Causal: keys up to the block's last row; contextual rows see every history token.
+        hi = tl.minimum(m0 + BLOCK_M, n)
+        if m0 < n_ctx:
+            hi = tl.maximum(hi, hist_end)
+        lo = 0
+        full_hi = 0  # keys [lo, full_hi) are attended by every row of the block: no mask needed
+        if HAS_WINDOW:
+            # Rows whose id exceeds max_attn_len see only keys with id >= id - max_attn_len (no contextual).
+            first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
+            if first_id > max_attn_len:
+                lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
+            full_hi = lo
+        else:
+            if (m0 >= n_ctx) & (m0 + BLOCK_M <= hist_end):  # history rows: every earlier key is attended
+                full_hi = (m0 // BLOCK_N) * BLOCK_N
+        for start_n in range(lo, full_hi, BLOCK_N):
+            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+                             stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                             False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        for start_n in range(full_hi, hi, BLOCK_N):
+            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+                             stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                             True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        tl.store(OUT + rows[:, None] * stride_om + h * stride_oh + offs_dv[None, :], acc.to(OUT.dtype.element_ty),
+                 mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V))
+
+
+# ----------------------------------------------------------------------------------------------- backward
+
+
+def _hstu_attn_bwd_dkdv_kernel(
+    Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
+    stride_dkm, stride_dkh, stride_dvm, stride_dvh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    pid_n = tl.program_id(1)  # first key blocks are attended by the most queries: launched first
+    b = pid_bh // num_heads
+    h = pid_bh % num_heads
+    seq_start = tl.load(SEQ_OFFSETS + b)
+    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    n0 = pid_n * BLOCK_N
+    if n0 < n:
+        n_tgt = 0
+        if HAS_TARGETS:
+            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
+        n_ctx = tl.minimum(contextual_len, n - n_tgt)
+        hist_end = n - n_tgt
+        n_hist = hist_end - n_ctx
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
+        offs_dqk = tl.arange(0, BLOCK_DQK)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        cols = seq_start + offs_n
+        k = tl.load(K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :],
+                    mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        v = tl.load(V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :],
+                    mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+        dk = tl.zeros([BLOCK_N, BLOCK_DQK], dtype=tl.float32)
+        dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=tl.float32)
+        # Queries attending these keys: contextual rows (if any key has id <= U), then rows from n0 on.
+        ctx_blocks = 0
+        if n0 < hist_end:
+            ctx_blocks = tl.cdiv(n_ctx, BLOCK_M)
+        main_lo = tl.maximum((n0 // BLOCK_M) * BLOCK_M, ctx_blocks * BLOCK_M)
+        hi = n
+        if HAS_WINDOW:
+            # History queries see keys at most max_attn_len ids back; candidates only if U+1 is that close.
+            last_col = tl.minimum(n0 + BLOCK_N, hist_end) - 1
+            last_id = tl.where(last_col < n_ctx, 0, last_col - n_ctx + 1)
+            if n_hist + 1 - last_id > max_attn_len:
+                hi = tl.minimum(tl.maximum(n_ctx + last_id + max_attn_len, n0 + BLOCK_N), n)
+        if n0 >= hist_end:
+            hi = tl.minimum(n0 + BLOCK_N, n)  # candidate keys are attended only by themselves
+        # Queries after the key block attend all of it when no key is a candidate and there is no window.
+        full_lo = hi
+        if (not HAS_WINDOW) & (n0 + BLOCK_N <= hist_end):
+            full_lo = tl.minimum(tl.maximum(tl.cdiv(n0 + BLOCK_N, BLOCK_M) * BLOCK_M, main_lo), hi)
+        num_masked = tl.maximum(tl.cdiv(full_lo - main_lo, BLOCK_M), 0)
+        for t in range(0, ctx_blocks + num_masked):
+            start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
+                                 max_attn_len, True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_M,
+                                 BLOCK_DQK, BLOCK_DV)
+        for start_m in range(full_lo, hi, BLOCK_M):
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
+                                 max_attn_len, False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_M,
+                                 BLOCK_DQK, BLOCK_DV)
+        tl.store(DK + cols[:, None] * stride_dkm + h * stride_dkh + offs_dqk[None, :], dk.to(DK.dtype.element_ty),
+                 mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
+        tl.store(DV + cols[:, None] * stride_dvm + h * stride_dvh + offs_dv[None, :], dv.to(DV.dtype.element_ty),
+                 mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V))
+
+
+def _hstu_attn_bwd_dq_kernel(
+    Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
+    stride_dqm, stride_dqh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
+    b = pid_bh // num_heads
+    h = pid_bh % num_heads
+    seq_start = tl.load(SEQ_OFFSETS + b)
+    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    m0 = pid_m * BLOCK_M
+    if m0 < n:
+        n_tgt = 0
+        if HAS_TARGETS:
+            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
+        n_ctx = tl.minimum(contextual_len, n - n_tgt)
+        hist_end = n - n_tgt
+        n_hist = hist_end - n_ctx
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
+        offs_dqk = tl.arange(0, BLOCK_DQK)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        rows = seq_start + offs_m
+        q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
+                    mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
+                     mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+        dq = tl.zeros([BLOCK_M, BLOCK_DQK], dtype=tl.float32)
+        hi = tl.minimum(m0 + BLOCK_M, n)
+        if m0 < n_ctx:
+            hi = tl.maximum(hi, hist_end)
+        lo = 0
+        full_hi = 0
+        if HAS_WINDOW:
+            first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
+            if first_id > max_attn_len:
+                lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
+            full_hi = lo
+        else:
+            if (m0 >= n_ctx) & (m0 + BLOCK_M <= hist_end):
+                full_hi = (m0 // BLOCK_N) * BLOCK_N
+        for start_n in range(lo, full_hi, BLOCK_N):
+            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+                           stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                           False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        for start_n in range(full_hi, hi, BLOCK_N):
+            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+                           stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                           True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        tl.store(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq.to(DQ.dtype.element_ty),
+                 mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
+
+
+# ----------------------------------------------------------------------------------------------- configs
+
+_KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW"]
+
+
+def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in pairs]
+
+
+_FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
+_BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
+
+_HELPERS = (_ids, _keep, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
+_FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
+_BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
+_BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
+
+AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
+
+
+def _fixed_config(dim: int) -> dict[str, int]:
+    """Always-correct launch parameters; smaller tiles for wide heads keep registers in bounds."""
+    block = 64 if dim <= 128 else 32
+    return {"BLOCK_M": block, "BLOCK_N": block, "num_warps": 4, "num_stages": 2}
+
+
+# ----------------------------------------------------------------------------------------------- launchers
+
+
+def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, contextual_len, max_attn_len):
+    """Scalar arguments shared by the three kernels, and their constexpr flags."""
+    heads, dim_qk, dim_v = q.shape[1], q.shape[2], v.shape[2]
+    scalars = (alpha, inv_scale, contextual_len, max_attn_len, heads, dim_qk, dim_v,
+               triton.next_power_of_2(max(max_seq_len, 16)))
+    flags = {
+        "HAS_TARGETS": num_targets is not None,
+        "HAS_WINDOW": max_attn_len > 0,
+        "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
+        # tanh.approx is PTX: only compiled CUDA code, and only where bf16/fp16 rounding hides its error.
+        "FAST": q.is_cuda and q.dtype != torch.float32,
+        "DIM_QK": dim_qk,
+        "DIM_V": dim_v,
+        "BLOCK_DQK": max(triton.next_power_of_2(dim_qk), 16),
+        "BLOCK_DV": max(triton.next_power_of_2(dim_v), 16),
+    }
+    return scalars, flags
+
+
+def _launch(kernel: LazyKernel, batch_heads: int, max_seq_len: int, by_rows: bool, dim: int, args, flags):
+    tuned = AUTOTUNE and q_is_cuda(args)
+    fn = kernel.get(tuned)
+    block_key = "BLOCK_M" if by_rows else "BLOCK_N"
+    if tuned:
+        fn[lambda meta: (batch_heads, triton.cdiv(max_seq_len, meta[block_key]))](*args, **flags)
+    else:
+        cfg = _fixed_config(dim)
+        fn[(batch_heads, triton.cdiv(max_seq_len, cfg[block_key]))](*args, **flags, **cfg)
+
+
+def q_is_cuda(args) -> bool:
+    return args[0].is_cuda
+
+
+def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> torch.Tensor:
+    total, heads, _ = q.shape
+    out = torch.empty((total, heads, v.shape[2]), dtype=q.dtype, device=q.device)
+    targets = num_targets if num_targets is not None else seq_offsets  # unread when HAS_TARGETS is False
+    args = (q, k, v, out, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+            v.stride(0), v.stride(1), out.stride(0), out.stride(1), *scalars)
+    batch_heads = (seq_offsets.numel() - 1) * heads
+    _launch(_FWD, batch_heads, max_seq_len, True, max(q.shape[2], v.shape[2]), args, flags)
+    return out
+
+
+def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags):
+    heads = q.shape[1]
+    dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
+    targets = num_targets if num_targets is not None else seq_offsets
+    batch_heads = (seq_offsets.numel() - 1) * heads
+    strides = (q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+               dout.stride(0), dout.stride(1))
+    dim = max(q.shape[2], v.shape[2])
+    args = (q, k, v, dout, dk, dv, seq_offsets, targets, *strides, dk.stride(0), dk.stride(1),
+            dv.stride(0), dv.stride(1), *scalars)
+    _launch(_BWD_DKDV, batch_heads, max_seq_len, False, dim, args, flags)
+    args = (q, k, v, dout, dq, seq_offsets, targets, *strides, dq.stride(0), dq.stride(1), *scalars)
+    _launch(_BWD_DQ, batch_heads, max_seq_len, True, dim, args, flags)
+    return dq, dk, dv
+
+
+class _HstuAttentionFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags):
+        out = _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags)
+        ctx.save_for_backward(q, k, v, seq_offsets, num_targets)
+        ctx.max_seq_len, ctx.scalars, ctx.flags = max_seq_len, scalars, flags
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, seq_offsets, num_targets = ctx.saved_tensors
+        if dout.stride(-1) != 1:
+            dout = dout.contiguous()
+        dq, dk, dv = _backward(dout, q, k, v, seq_offsets, num_targets, ctx.max_seq_len, ctx.scalars, ctx.flags)
+        return dq, dk, dv, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------- public
+
+
+def _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len) -> None:
+    if q.dim() != 3 or k.shape != q.shape or v.dim() != 3 or v.shape[:2] != q.shape[:2]:
+        raise ValueError(f"hstu_attention: expected q, k [L, H, Dqk] and v [L, H, Dv], got q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"hstu_attention: q, k, v must share one of float32/bfloat16/float16, got "
+                         f"{q.dtype}, {k.dtype}, {v.dtype}")
+    if any(t.stride(-1) != 1 for t in (q, k, v)):
+        raise ValueError("hstu_attention: q, k, v need a contiguous last dimension (stride 1)")
+    if seq_offsets.dtype != torch.int64 or seq_offsets.dim() != 1 or seq_offsets.numel() < 1:
+        raise ValueError(f"hstu_attention: seq_offsets must be int64 [B+1], got {seq_offsets.dtype} "
+                         f"{tuple(seq_offsets.shape)}")
+    devices = {t.device for t in (q, k, v, seq_offsets)}
+    if num_targets is not None:
+        if num_targets.shape != (seq_offsets.numel() - 1,) or num_targets.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"hstu_attention: num_targets must be int [B={seq_offsets.numel() - 1}], got "
+                             f"{num_targets.dtype} {tuple(num_targets.shape)}")
+        devices.add(num_targets.device)
+    if len(devices) != 1:
+        raise ValueError(f"hstu_attention: all tensors must be on one device, got {sorted(map(str, devices))}")
+    if max_seq_len < 1 or contextual_len < 0 or max_attn_len < 0:
+        raise ValueError(f"hstu_attention: need max_seq_len >= 1, contextual_len >= 0, max_attn_len >= 0; got "
+                         f"{max_seq_len}, {contextual_len}, {max_attn_len}")
+
+
+def hstu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    seq_offsets: torch.Tensor,
+    max_seq_len: int,
+    *,
+    alpha: float,
+    scaling_seqlen: int | None = None,
+    num_targets: torch.Tensor | None = None,
+    contextual_len: int = 0,
+    max_attn_len: int = 0,
+    backend: str = "triton",
+) -> torch.Tensor:
+    """HSTU attention over jagged sequences (DESIGN §6), differentiable in q, k, v.
+
+    Args:
+        q, k: [L, H, Dqk]; v: [L, H, Dv] (same dtype, last dim contiguous).
+        seq_offsets: int64 [B+1], seq_offsets[-1] == L.
+        max_seq_len: bound on every sequence length (the Triton grid covers this many rows).
+        alpha: score scale, usually 1/sqrt(Dqk).
+        scaling_seqlen: S in SiLU(.)/S; defaults to max_seq_len.
+        num_targets: int [B] candidates at the end of each sequence, or None.
+        contextual_len: K contextual tokens at the start of every sequence.
+        max_attn_len: if > 0, a query sees keys at most this many ids back.
+        backend: "triton" (CUDA, or CPU with TRITON_INTERPRET=1) or "pytorch" (dense-mask twin).
+
+    Returns:
+        [L, H, Dv] in the dtype of q.
+    """
+    _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len)
+    if not check_backend(backend, "hstu_attention", q.device):
+        return hstu_attention_ref(q, k, v, seq_offsets, max_seq_len, alpha=alpha, scaling_seqlen=scaling_seqlen,
+                                  num_targets=num_targets, contextual_len=contextual_len,
+                                  max_attn_len=max_attn_len)
+    if q.shape[0] == 0 or seq_offsets.numel() < 2:
+        return (q.sum() * 0 + k.sum() * 0 + v.sum() * 0) + v.new_zeros(v.shape)  # keeps the graph for backward
+    inv_scale = 1.0 / float(scaling_seqlen or max_seq_len)
+    scalars, flags = _common_args(q, v, seq_offsets, max_seq_len, float(alpha), inv_scale, num_targets,
+                                  int(contextual_len), int(max_attn_len))
+    return _HstuAttentionFunction.apply(q, k, v, seq_offsets, num_targets, int(max_seq_len), scalars, flags)

@@ -1,0 +1,95 @@
+"""PyTorch twin of `hstu_attention` (DESIGN §6): plain, slow, obviously correct; builds the dense mask.
+
+out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j over each jagged sequence, S = scaling_seqlen or
+max_seq_len. Sequences are padded to the longest one in the batch, so memory is O(B * H * N^2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def token_ids(
+    lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position mask ids of DESIGN §6: contextual 0, history 1..U, candidates U+1.
+
+    Args:
+        lengths: int64 [B] sequence lengths.
+        n_max: padded length N.
+        num_targets: int64 [B] candidates at the end of each sequence, or None (no candidates).
+        contextual_len: K contextual tokens at the start of each sequence.
+
+    Returns:
+        ids int64 [B, N] and U int64 [B] (history length). Counts are clamped to the sequence: candidates
+        first (T = min(num_targets, n)), then contextual (K' = min(K, n - T)), U = n - T - K'.
+    """
+    pos = torch.arange(n_max, device=lengths.device)[None, :]  # [1, N]
+    n = lengths[:, None]  # [B, 1]
+    t = torch.zeros_like(n) if num_targets is None else num_targets.to(torch.int64)[:, None].clamp(min=0)
+    t = torch.minimum(t, n)
+    k = torch.clamp(n - t, max=contextual_len)
+    u = n - t - k
+    ids = torch.where(pos < k, 0, torch.where(pos < k + u, pos - k + 1, u + 1))
+    return ids, u[:, 0]
+
+
+def dense_mask(
+    lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int, max_attn_len: int
+) -> torch.Tensor:
+    """Boolean mask [B, N, N], True where token i (row) attends token j (column) (DESIGN §6)."""
+    ids, u = token_ids(lengths, n_max, num_targets, contextual_len)
+    id_i, id_j = ids[:, :, None], ids[:, None, :]
+    mask = id_j < id_i
+    if max_attn_len > 0:
+        mask &= id_i - id_j <= max_attn_len
+    mask |= (id_i == 0) & (id_j <= u[:, None, None]) & (contextual_len > 0)
+    pos = torch.arange(n_max, device=lengths.device)
+    mask |= pos[:, None] == pos[None, :]
+    valid = pos[None, :] < lengths[:, None]  # [B, N]
+    return mask & valid[:, :, None] & valid[:, None, :]
+
+
+def _to_padded(x: torch.Tensor, flat_index: torch.Tensor, batch: int, n_max: int) -> torch.Tensor:
+    """Jagged [L, ...] -> padded [B, N, ...] with zeros (differentiable)."""
+    padded = x.new_zeros((batch * n_max, *x.shape[1:]))
+    return padded.index_copy(0, flat_index, x).view(batch, n_max, *x.shape[1:])
+
+
+def hstu_attention_ref(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    seq_offsets: torch.Tensor,
+    max_seq_len: int,
+    *,
+    alpha: float,
+    scaling_seqlen: int | None = None,
+    num_targets: torch.Tensor | None = None,
+    contextual_len: int = 0,
+    max_attn_len: int = 0,
+) -> torch.Tensor:
+    """HSTU attention on jagged tensors, reference implementation.
+
+    Args:
+        q, k: [L, H, Dqk]; v: [L, H, Dv]; seq_offsets: int64 [B+1]; num_targets: int64 [B] or None.
+
+    Returns:
+        [L, H, Dv] in the dtype of q.
+    """
+    total, heads, _ = q.shape
+    batch = seq_offsets.numel() - 1
+    lengths = seq_offsets[1:] - seq_offsets[:-1]
+    if total == 0 or batch == 0:
+        return v.new_zeros(v.shape)
+    n_max = int(lengths.max().item())
+    scale = 1.0 / float(scaling_seqlen or max_seq_len)
+    batch_of_token = torch.repeat_interleave(torch.arange(batch, device=q.device), lengths, output_size=total)
+    flat_index = batch_of_token * n_max + torch.arange(total, device=q.device) - seq_offsets[batch_of_token]
+    qp, kp, vp = (_to_padded(t, flat_index, batch, n_max) for t in (q, k, v))  # [B, N, H, D]
+    scores = torch.einsum("bihd,bjhd->bhij", qp, kp) * alpha  # [B, H, N, N]
+    mask = dense_mask(lengths, n_max, num_targets, contextual_len, max_attn_len)[:, None]
+    attn = torch.where(mask, F.silu(scores) * scale, torch.zeros((), dtype=scores.dtype, device=q.device))
+    out = torch.einsum("bhij,bjhd->bihd", attn.to(vp.dtype), vp)  # [B, N, H, Dv]
+    return out.reshape(batch * n_max, heads, -1).index_select(0, flat_index)
