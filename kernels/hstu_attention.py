@@ -380,7 +380,7 @@ def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, 
 
 
 def _launch(kernel: LazyKernel, batch_heads: int, max_seq_len: int, by_rows: bool, dim: int, args, flags):
-    tuned = AUTOTUNE and q_is_cuda(args)
+    tuned = AUTOTUNE and _first_is_cuda(args)
     fn = kernel.get(tuned)
     block_key = "BLOCK_M" if by_rows else "BLOCK_N"
     if tuned:
@@ -390,7 +390,7 @@ def _launch(kernel: LazyKernel, batch_heads: int, max_seq_len: int, by_rows: boo
         fn[(batch_heads, triton.cdiv(max_seq_len, cfg[block_key]))](*args, **flags, **cfg)
 
 
-def q_is_cuda(args) -> bool:
+def _first_is_cuda(args) -> bool:
     return args[0].is_cuda
 
 

@@ -83,7 +83,8 @@ def hstu_attention_ref(
     lengths = seq_offsets[1:] - seq_offsets[:-1]
     if total == 0 or batch == 0:
         return v.new_zeros(v.shape)
-    n_max = int(lengths.max().item())
+    n_max = lengths.max().item()  # stays symbolic under torch.export (an int() would freeze it)
+    torch._check(n_max >= 1)
     scale = 1.0 / float(scaling_seqlen or max_seq_len)
     batch_of_token = torch.repeat_interleave(torch.arange(batch, device=q.device), lengths, output_size=total)
     flat_index = batch_of_token * n_max + torch.arange(total, device=q.device) - seq_offsets[batch_of_token]

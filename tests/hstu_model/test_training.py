@@ -3,7 +3,6 @@
 import pytest
 import torch
 from samples import make_rows, small_config
-from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from hstu_model.batch import collate
 from hstu_model.export import export_model, inference_inputs
@@ -56,13 +55,7 @@ def test_state_dict_round_trip_gives_identical_predictions(trained, tmp_path):
 def test_exported_program_gives_the_same_predictions(trained, tmp_path):
     config, model, _, held_out = trained
     example = collate(make_rows(4, seed=5, min_history=2), config)
-    try:
-        program = export_model(model, example)
-    except GuardOnDataDependentSymNode as exc:
-        if "hstu_attention_ref" in str(exc):
-            pytest.xfail("kernels.hstu_attention_ref reads int(lengths.max().item()); torch.export needs the "
-                         "symbolic value (drop int(), add torch._check(n_max >= 1))")
-        raise
+    program = export_model(model, example)
     torch.export.save(program, tmp_path / "model.pt2")
     loaded = torch.export.load(tmp_path / "model.pt2").module()
     with torch.no_grad():

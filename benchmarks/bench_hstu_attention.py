@@ -1,0 +1,91 @@
+"""Benchmark hstu_attention (Triton vs the PyTorch twin) on the reference problem of notes/performance.md.
+
+B jagged sequences, lengths uniform in [N/2, N], causal, bf16. FLOPs: forward = H * (Dqk + Dv) * sum(len^2),
+backward = 2.5 x forward. Checks the Triton output against the twin in fp32 first, then times both.
+
+    python benchmarks/bench_hstu_attention.py --n 1024 2048 4096 8192 --out benchmarks/results/hstu_attention.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from bench_common import RESULTS, append_rows, peak_mib, print_table, row, time_ms
+
+from kernels import hstu_attention
+from kernels.hstu_attention_ref import hstu_attention_ref
+
+
+def _inputs(batch, n, heads, dim, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(n // 2, n + 1, (batch,), generator=gen)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)]).cuda()
+    total = int(lengths.sum())
+    q, k, v = (torch.randn(total, heads, dim, device="cuda", dtype=dtype).requires_grad_() for _ in range(3))
+    return q, k, v, offsets, lengths
+
+
+def _check(n, heads, dim):
+    """fp32 Triton vs twin on a 4-sequence batch; raises if they disagree."""
+    q, k, v, offsets, _ = _inputs(4, min(n, 2048), heads, dim, torch.float32, seed=1)
+    out = hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5)
+    ref = hstu_attention_ref(q, k, v, offsets, n, alpha=dim ** -0.5)
+    err = ((out - ref).norm() / ref.norm()).item()
+    if not err < 1e-4:
+        raise RuntimeError(f"Triton vs twin relative error {err:.2e} at N={n} exceeds 1e-4")
+    return err
+
+
+def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode):
+    def forward():
+        return fn(q, k, v, offsets, n, alpha=dim ** -0.5)
+
+    if mode == "fwd":
+        call = forward
+    else:
+        grad = torch.randn(q.shape[0], q.shape[1], v.shape[2], device="cuda", dtype=q.dtype)
+
+        def call():
+            torch.autograd.grad(forward(), (q, k, v), grad)
+    call()  # compile + autotune
+    times = time_ms(call)
+    flops = flops_fwd * (1.0 if mode == "fwd" else 3.5)
+    return times, flops / (times[1] * 1e-3) / 1e12, peak_mib(call)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--ref-max-n", type=int, default=8192, help="skip the twin above this N")
+    parser.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"])
+    parser.add_argument("--note", default="", help="free text stored with each row (the kernel version)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention.json")
+    args = parser.parse_args()
+    rows = []
+    for n in args.n:
+        err = _check(n, args.heads, args.dim)
+        q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
+        flops_fwd = args.heads * 2 * args.dim * float((lengths.double() ** 2).sum())
+        shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
+        for backend, fn in (("triton", hstu_attention), ("pytorch", hstu_attention_ref)):
+            for mode in args.modes:
+                if backend == "pytorch" and n > args.ref_max_n:
+                    continue
+                try:
+                    times, tflops, peak = _bench_one(fn, q, k, v, offsets, n, args.dim, flops_fwd, mode)
+                    rows.append(row("hstu_attention", backend, mode, shape, times, tflops, peak,
+                                    fp32_rel_err_vs_twin=err, note=args.note))
+                except torch.OutOfMemoryError:
+                    rows.append(row("hstu_attention", backend, mode, shape, None, None, None, note="OOM"))
+                torch.cuda.empty_cache()
+    append_rows(args.out, rows)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
