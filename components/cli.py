@@ -88,6 +88,27 @@ def _data_oracle(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- samples --------------------------------------------------------------------------------------------
+
+
+def add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sample job's arguments, shared by ``hstu samples build`` and ``spark-submit components/samples.py``."""
+    parser.add_argument("--config", type=Path, required=True, help="pipeline config file (protobuf text format)")
+    parser.add_argument("--window-start", type=_date, required=True, help="first window start, YYYY-MM-DD")
+    parser.add_argument("--window-end", type=_date, help="exclusive; backfill every window start before it")
+
+
+def _samples_build(args: argparse.Namespace) -> int:
+    from components.samples import run, summary
+
+    results = run(args)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], sort_keys=True))
+    else:
+        print("\n".join(summary(r) for r in results))
+    return 0
+
+
 # --- model ----------------------------------------------------------------------------------------------
 
 
@@ -161,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-start", type=_date, required=True)
     p.add_argument("--window-days", type=int, default=1)
     p.add_argument("--train-days", type=int, default=0, help="fit the baselines on this many days before")
+
+    samples = steps.add_parser("samples", help="the Spark sample builder").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = _add(samples, "build", _samples_build, "raw events -> user-window samples for one or more windows")
+    add_window_arguments(p)
 
     model = steps.add_parser("model", help="inspect the model a config builds").add_subparsers(
         dest="action", required=True, metavar="ACTION")

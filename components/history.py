@@ -1,0 +1,122 @@
+"""Per-user history state: each user's last ``max_uih_len`` clean events before a day, kept in Parquet.
+
+``{work_dir}/history/dt=D/`` holds, per user, the events strictly before day D (ascending by (time_ms,
+video_id), the most recent ``max_uih_len``). A day's job reads the newest state at or before its window start and
+adds the clean events of the days in between, instead of recomputing history from all of time; with no state
+(cold start) it rebuilds from the raw logs. Both give identical histories: appending newer events to a sorted
+history and keeping the last N is the same as sorting everything and keeping the last N, because every new
+event is later than every state event (quality puts each event inside its partition's day).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from components.config import DataConfig
+from components.quality import clean_events, flag_bad_rows
+from components.sources import event_partitions, events_root, read_events
+from components.spark import HadoopFs
+
+log = logging.getLogger(__name__)
+
+# Field order is the sort order: struct comparison is lexicographic, so array_sort orders by (time_ms, video_id).
+EVENT_STRUCT = T.StructType([
+    T.StructField("time_ms", T.LongType()),
+    T.StructField("video_id", T.LongType()),
+    T.StructField("action_weight", T.LongType()),
+    T.StructField("play_time_ms", T.DoubleType()),
+])
+HISTORY_SCHEMA = T.StructType([
+    T.StructField("user_id", T.LongType()),
+    T.StructField("events", T.ArrayType(EVENT_STRUCT, containsNull=False)),
+])
+
+
+def _event_struct() -> Column:
+    return F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in EVENT_STRUCT.fields])
+
+
+def last_n(events: Column, n: int) -> Column:
+    """The last ``n`` elements of an array column (all of it when shorter)."""
+    return F.when(F.size(events) > n, F.slice(events, F.size(events) - n + 1, n)).otherwise(events)
+
+
+def events_by_user(events: DataFrame) -> DataFrame:
+    """Clean events -> one row per user: [user_id int64, events array<EVENT_STRUCT> ascending]."""
+    return events.groupBy("user_id").agg(F.array_sort(F.collect_list(_event_struct())).alias("events"))
+
+
+def update_history(state: DataFrame, new_events: DataFrame, max_len: int, *, grouped: bool = False) -> DataFrame:
+    """Adds clean events, all later than the state's, to a history state.
+
+    Args:
+        state: [user_id, events array<EVENT_STRUCT>] (HISTORY_SCHEMA).
+        new_events: clean canonical events, every one later than any event of ``state``; or, with ``grouped``,
+            those events already grouped by ``events_by_user`` (saves a second grouping in the sample job).
+        max_len: events kept per user (the most recent).
+    Returns:
+        the new state (HISTORY_SCHEMA): users of either input, events ascending, at most ``max_len``.
+    """
+    empty = F.array().cast(T.ArrayType(EVENT_STRUCT, containsNull=False))
+    new = (new_events if grouped else events_by_user(new_events)).withColumnRenamed("events", "new")
+    joined = state.join(new, "user_id", "full_outer")
+    merged = F.concat(F.coalesce(F.col("events"), empty), F.coalesce(F.col("new"), empty))
+    return joined.select("user_id", last_n(merged, max_len).alias("events"))
+
+
+def empty_state(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], HISTORY_SCHEMA)
+
+
+def history_uri(work_dir: str, day: date) -> str:
+    return f"{work_dir.rstrip('/')}/history/dt={day.isoformat()}"
+
+
+def latest_state_day(spark: SparkSession, work_dir: str, day: date) -> date | None:
+    """The newest saved state at or before ``day`` (None: cold start)."""
+    root = f"{work_dir.rstrip('/')}/history"
+    saved = [d for d in event_partitions(spark, root) if d <= day]
+    return max(saved, default=None)
+
+
+def clean_days(spark: SparkSession, data: DataConfig, days: list[date]) -> DataFrame:
+    """The clean events of raw partitions ``days`` (same quality rules as the window's own events)."""
+    raw = read_events(spark, root=events_root(data), fmt=data.events_format, days=days, mapping=data.column_mapping)
+    return clean_events(flag_bad_rows(raw))
+
+
+def history_before(spark: SparkSession, data: DataConfig, start: date) -> tuple[DataFrame, str]:
+    """The history state of day ``start`` (events strictly before it).
+
+    Returns:
+        (state DataFrame with HISTORY_SCHEMA, where it came from: "state dt=D" plus the days added, or
+        "cold start" when it was rebuilt from every raw partition before ``start``).
+    """
+    state_day = latest_state_day(spark, data.work_dir, start)
+    raw_days = sorted(event_partitions(spark, events_root(data)))
+    if state_day is None:
+        days = [d for d in raw_days if d < start]
+        log.info("history for %s: cold start from %d raw days", start, len(days))
+        return update_history(empty_state(spark), clean_days(spark, data, days), data.max_uih_len), "cold start"
+    state = spark.read.schema(HISTORY_SCHEMA).parquet(history_uri(data.work_dir, state_day))
+    days = [d for d in raw_days if state_day <= d < start]
+    if not days:
+        return state, f"state dt={state_day}"
+    log.info("history for %s: state dt=%s plus %d raw days", start, state_day, len(days))
+    return update_history(state, clean_days(spark, data, days), data.max_uih_len), \
+        f"state dt={state_day} + {len(days)} days"
+
+
+def write_state(spark: SparkSession, state: DataFrame, work_dir: str, day: date) -> str:
+    """Writes the state of ``day`` atomically (temp folder, then rename over the old one); returns its URI."""
+    final = history_uri(work_dir, day)
+    tmp = f"{work_dir.rstrip('/')}/history/_tmp-{uuid.uuid4().hex}"
+    state.write.mode("overwrite").parquet(tmp)
+    HadoopFs(spark).replace_dir(tmp, final)
+    return final

@@ -1,0 +1,292 @@
+"""The Spark sample builder: raw events -> one row per (user, window) in Parquet (DESIGN §4.3).
+
+For a window ``[start, start + window_days)`` every user with at least one clean event inside it gets one row:
+``user_id`` and the contextual ids, the history strictly before ``start`` (ascending by (time_ms, video_id),
+the most recent ``max_uih_len``) and the window's events as candidates (ascending, the earliest
+``max_candidates``). Output, all under ``data.work_dir``:
+
+    samples/dt=YYYY-MM-DD/      the samples (Parquet), replaced atomically on a rerun
+    quarantine/dt=YYYY-MM-DD/   the window's bad rows with a ``reason`` column
+    history/dt=YYYY-MM-DD/      per-user history state of events before that day (see history.py)
+    stats/dt=YYYY-MM-DD.json    counts, history length percentiles, label rates, quarantined rows by reason
+    vocab/contextual.json       the stable categorical id mapping (see vocab.py)
+
+Run it as ``python -m components.samples --config C --window-start D`` or, on a cluster,
+``spark-submit components/samples.py --config C --window-start D`` (same code, spark-submit's session).
+Everything heavy stays in Spark (collect_list of structs, array_sort, slice, joins); only counts reach the driver.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
+
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from components.config import PipelineConfig, load_config  # noqa: E402
+from components.history import events_by_user, history_before, update_history, write_state  # noqa: E402
+from components.quality import (  # noqa: E402
+    check_bad_fraction,
+    clean_events,
+    flag_bad_rows,
+    quarantined_rows,
+    reason_counts,
+)
+from components.sample_stats import window_stats  # noqa: E402
+from components.sources import (  # noqa: E402
+    event_partitions,
+    events_root,
+    read_events,
+    read_user_features,
+    user_features_file,
+)
+from components.spark import HadoopFs, get_spark  # noqa: E402
+from components.vocab import apply_vocab, distinct_values, extend_vocab, is_raw_id, load_vocab, save_vocab  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SampleNames:
+    """Output column names, from the config's feature groups (defaults: DESIGN §4.3 names)."""
+
+    contextual: tuple[str, ...] = ("user_id",)
+    video_id: str = "video_id"
+    action_weight: str = "action_weight"
+    watch_time: str = "watch_time"
+    action_timestamp: str = "action_timestamp"
+    item_video_id: str = "item_video_id"
+    item_query_time: str = "item_query_time"
+    item_action_weight: str = "item_action_weight"
+    item_watch_time: str = "item_watch_time"
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> SampleNames:
+        g = config.model.feature_groups
+        first = lambda names, default: names[0] if names else default  # noqa: E731
+        labels = [t.label_name for t in config.model.tasks if t.label_name]
+        ctx = tuple(g.contextual) if "user_id" in g.contextual else ("user_id", *g.contextual)
+        return cls(ctx, first(g.uih, "video_id"), first(g.uih_action, "action_weight"),
+                   first(g.uih_watchtime, "watch_time"), first(g.uih_timestamp, "action_timestamp"),
+                   first(g.candidate, "item_video_id"), first(g.candidate_timestamp, "item_query_time"),
+                   labels[0] if labels else "item_action_weight", "item_watch_time")
+
+
+@dataclass(frozen=True)
+class SamplesResult:
+    """What one window's build wrote, and its main counts (the full statistics are in ``stats_uri``)."""
+
+    window_start: date
+    window_end: date
+    samples_uri: str
+    stats_uri: str
+    quarantine_uri: str
+    samples: int
+    candidates: int
+    dropped_candidates: int
+    quarantined: int
+    history_source: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["window_start"], d["window_end"] = self.window_start.isoformat(), self.window_end.isoformat()
+        return d
+
+
+def in_window(events: DataFrame, start: date, end: date) -> DataFrame:
+    """Events with ``start <= time < end`` (UTC midnights), the half-open window."""
+    lo = F.unix_millis(F.lit(start).cast("timestamp"))
+    hi = F.unix_millis(F.lit(end).cast("timestamp"))
+    return events.filter((F.col("time_ms") >= lo) & (F.col("time_ms") < hi))
+
+
+def window_samples(history: DataFrame, window_by_user: DataFrame, contextual: DataFrame, *,
+                   names: SampleNames, max_candidates: int) -> DataFrame:
+    """The samples of one window (pure DataFrame -> DataFrame).
+
+    Args:
+        history: state of the window start, [user_id, events array<EVENT_STRUCT>] (history.HISTORY_SCHEMA).
+        window_by_user: the clean events inside the window grouped per user (``history.events_by_user``).
+        contextual: [user_id, *names.contextual[1:]] int64 ids (users absent here get 0 for every column).
+        names: output column names; max_candidates: the earliest this many window events are kept.
+    Returns:
+        one row per user with a window event: user_id and contextual columns int64; history list columns
+        (video ids int64, action weights int64, watch time seconds float64, timestamps epoch s int64) and
+        candidate list columns of the same types.
+    """
+    cands = window_by_user.select(
+        "user_id", F.slice("events", 1, max_candidates).alias("cands"))
+    joined = cands.join(history.withColumnRenamed("events", "hist"), "user_id", "left") \
+        .join(contextual, "user_id", "left")
+    empty = F.array().cast("array<struct<time_ms:bigint,video_id:bigint,action_weight:bigint,play_time_ms:double>>")
+    hist = F.coalesce(F.col("hist"), empty)
+    seconds = lambda x: F.floor(x["time_ms"] / 1000).cast("bigint")  # noqa: E731  epoch s, floored
+    watch = lambda x: (x["play_time_ms"] / 1000.0).cast("double")  # noqa: E731
+    ctx = [F.coalesce(F.col(c), F.lit(0)).cast("bigint").alias(c) for c in names.contextual if c != "user_id"]
+    return joined.select(
+        F.col("user_id").cast("bigint").alias("user_id"), *ctx,
+        # Field access on an array of structs gives the array of that field (code-generated, no lambda).
+        hist["video_id"].alias(names.video_id),
+        hist["action_weight"].alias(names.action_weight),
+        F.transform(hist, watch).alias(names.watch_time),
+        F.transform(hist, seconds).alias(names.action_timestamp),
+        F.col("cands")["video_id"].alias(names.item_video_id),
+        F.transform("cands", seconds).alias(names.item_query_time),
+        F.col("cands")["action_weight"].alias(names.item_action_weight),
+        F.transform("cands", watch).alias(names.item_watch_time),
+    )
+
+
+def dropped_candidates(window_by_user: DataFrame, max_candidates: int) -> int:
+    """Window events beyond each user's first ``max_candidates`` (an aggregate, one number to the driver)."""
+    row = window_by_user.agg(F.sum(F.greatest(F.size("events") - max_candidates, F.lit(0))).alias("n")).first()
+    return int(row["n"] or 0)
+
+
+def _contextual(spark: SparkSession, config: PipelineConfig, names: SampleNames) -> DataFrame:
+    """User features as int64 ids; extends and saves the vocabulary with values seen for the first time."""
+    columns = [c for c in names.contextual if c != "user_id"]
+    if not columns:
+        return spark.createDataFrame([], "user_id bigint")
+    feats = read_user_features(spark, user_features_file(config.data), columns)
+    categorical = [c for c in columns if not is_raw_id(c)]
+    vocab = load_vocab(spark, config.data.work_dir)
+    grown = extend_vocab(vocab, distinct_values(feats, categorical))
+    if grown != vocab:
+        save_vocab(spark, config.data.work_dir, grown)
+    return apply_vocab(feats, grown, columns)
+
+
+def _replace_partition(spark: SparkSession, df: DataFrame, root: str, day: date) -> str:
+    """Writes ``df`` to a temp folder under ``root``, then renames it over ``root/dt=day``."""
+    tmp, final = f"{root}/_tmp-{uuid.uuid4().hex}", f"{root}/dt={day.isoformat()}"
+    df.write.mode("overwrite").parquet(tmp)
+    HadoopFs(spark).replace_dir(tmp, final)
+    return final
+
+
+def _build_window(spark: SparkSession, config: PipelineConfig, start: date, contextual: DataFrame) -> SamplesResult:
+    t0, data, names = time.perf_counter(), config.data, SampleNames.from_config(config)
+    end, work = start + timedelta(days=data.window_days), data.work_dir.rstrip("/")
+    days = [start + timedelta(days=i) for i in range(data.window_days)]
+    parts = event_partitions(spark, events_root(data))
+    if not any(d in parts for d in days):
+        raise ValueError(f"no raw event partition for window [{start}, {end}) under {events_root(data)} "
+                         f"(expected folders dt={start.isoformat()} ...)")
+    flagged = flag_bad_rows(read_events(spark, root=events_root(data), fmt=data.events_format, days=days,
+                                        mapping=data.column_mapping)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [flagged]
+    try:
+        total, by_reason = reason_counts(flagged)
+        check_bad_fraction(total, by_reason, data.max_bad_row_fraction, start, end)
+        # Both are used twice (samples and the next state): computed once, kept in memory or on local disk.
+        by_user = events_by_user(in_window(clean_events(flagged), start, end)).persist(StorageLevel.MEMORY_AND_DISK)
+        history, source = history_before(spark, data, start)
+        history = history.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.extend([by_user, history])
+        samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates)
+        samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
+        quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
+        write_state(spark, update_history(history, by_user, data.max_uih_len, grouped=True), work, end)
+        dropped = dropped_candidates(by_user, data.max_candidates)
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    stats = window_stats(spark.read.parquet(samples_uri), names=names, tasks=config.model.tasks)
+    stats.update(window_start=start.isoformat(), window_end=end.isoformat(), events=total,
+                 clean_events=total - sum(by_reason.values()), dropped_candidates=dropped,
+                 quarantined={"total": sum(by_reason.values()), **by_reason},
+                 bad_row_fraction=(sum(by_reason.values()) / total) if total else 0.0, history_source=source,
+                 max_uih_len=data.max_uih_len, max_candidates=data.max_candidates)
+    stats_uri = f"{work}/stats/dt={start.isoformat()}.json"
+    HadoopFs(spark).write_text(stats_uri, json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    result = SamplesResult(start, end, samples_uri, stats_uri, quarantine_uri, stats["samples"], stats["candidates"],
+                           dropped, sum(by_reason.values()), source, round(time.perf_counter() - t0, 3))
+    log.info("window %s: %d samples, %d candidates (%d dropped), %d quarantined, history from %s, %.1f s",
+             start, result.samples, result.candidates, dropped, result.quarantined, source, result.seconds)
+    return result
+
+
+def build_samples(*, config: PipelineConfig, window_starts: list[date],
+                  spark: SparkSession | None = None) -> list[SamplesResult]:
+    """Builds the samples of each window (DESIGN §4.3), in ascending order of start.
+
+    Several windows in one call (a backfill) give the same partitions as one call per window: each window
+    reads the history state the previous one wrote. A rerun of a window replaces exactly its partitions.
+    Args:
+        config: the pipeline config (``data`` section and the model's feature groups and tasks).
+        window_starts: first days of the windows; each window is ``[start, start + data.window_days)``.
+        spark: a session to use (default: ``get_spark`` with the config's master and driver memory).
+    Returns:
+        one SamplesResult per window, in ascending order.
+    Raises:
+        ValueError: a window has no raw partition, a file lacks a required column, or bad rows exceed
+            ``data.max_bad_row_fraction`` (that window and the later ones write nothing).
+    """
+    if not window_starts:
+        raise ValueError("window_starts is empty; give at least one window start date")
+    spark = spark or get_spark(master=config.data.spark_master, driver_memory=config.data.spark_driver_memory)
+    contextual = _contextual(spark, config, SampleNames.from_config(config)).persist()
+    try:
+        return [_build_window(spark, config, start, contextual) for start in sorted(set(window_starts))]
+    finally:
+        contextual.unpersist()
+
+
+def window_starts_between(start: date, end: date | None, window_days: int) -> list[date]:
+    """Window starts from ``start`` up to, not including, ``end`` in steps of ``window_days`` ([start] if no end)."""
+    if end is None:
+        return [start]
+    if end <= start:
+        raise ValueError(f"window end {end} must be after window start {start}")
+    n = -(-(end - start).days // window_days)
+    return [start + timedelta(days=i * window_days) for i in range(n)]
+
+
+def run(args: argparse.Namespace) -> list[SamplesResult]:
+    """Builds the windows the parsed arguments name."""
+    config = load_config(args.config)
+    starts = window_starts_between(args.window_start, args.window_end, config.data.window_days)
+    return build_samples(config=config, window_starts=starts)
+
+
+def summary(result: SamplesResult) -> str:
+    return (f"{result.window_start}: {result.samples} samples, {result.candidates} candidates, "
+            f"{result.quarantined} quarantined -> {result.samples_uri}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m components.samples`` / ``spark-submit components/samples.py``: build windows, print a summary."""
+    from components.cli import add_window_arguments
+
+    parser = argparse.ArgumentParser(prog="components.samples", description=__doc__.splitlines()[0])
+    add_window_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per window")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        results = run(args)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for r in results:
+        print(json.dumps(r.to_dict()) if args.json else summary(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Pandas reference of the sample builder: the same semantics as ``samples.py``, plain and obviously correct.
+
+It works on events already in memory (KuaiRand columns plus the partition date ``dt``), recomputes history from
+all events every time (no state), and is meant for tests on small logs: Spark and this reference must agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from components.config import ACTIONS
+from components.samples import SampleNames
+
+_DAY_MS = 86_400_000
+
+
+def _ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def canonical_ref(raw: pd.DataFrame) -> pd.DataFrame:
+    """KuaiRand-column events (+ ``dt``) -> user_id, video_id, time_ms, action_weight, play_time_ms, duration_ms, dt.
+
+    Missing flag columns count as 0; numbers stay float where a value is missing (NaN).
+    """
+    weight = np.zeros(len(raw), dtype=np.int64)
+    for bit, action in enumerate(ACTIONS):
+        if action in raw.columns:
+            weight |= (raw[action].fillna(0).to_numpy() != 0).astype(np.int64) << bit
+    out = raw[["user_id", "video_id", "time_ms", "play_time_ms", "duration_ms", "dt"]].copy()
+    out["action_weight"] = weight
+    return out
+
+
+def reasons_ref(events: pd.DataFrame) -> pd.Series:
+    """The quality reason of each canonical event (None for a good one); rules as in ``quality.py``."""
+    reasons = pd.Series([None] * len(events), index=events.index, dtype=object)
+    day_start = events["dt"].map(lambda d: _ms(d) if d is not None else np.nan)
+    checks = [
+        ("null_id", events["user_id"].isna() | events["video_id"].isna()),
+        ("negative_id", (events["user_id"] < 0) | (events["video_id"] < 0)),
+        ("null_time", events["time_ms"].isna()),
+        ("time_out_of_range", (events["time_ms"] < day_start) | (events["time_ms"] >= day_start + _DAY_MS)),
+        ("null_duration", events["play_time_ms"].isna() | events["duration_ms"].isna()),
+        ("negative_duration", (events["play_time_ms"] < 0) | (events["duration_ms"] < 0)),
+    ]
+    for reason, bad in checks:
+        reasons[bad & reasons.isna()] = reason
+    good = events[reasons.isna()].sort_values(["user_id", "video_id", "time_ms", "play_time_ms", "duration_ms",
+                                               "action_weight"], kind="stable")
+    dup = good.duplicated(["user_id", "video_id", "time_ms"], keep="first")
+    reasons[dup[dup].index] = "duplicate"
+    return reasons
+
+
+def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, window_start: date,
+                      window_days: int, max_uih_len: int, max_candidates: int,
+                      names: SampleNames | None = None) -> pd.DataFrame:
+    """Samples of the window ``[window_start, window_start + window_days)`` from in-memory events.
+
+    Args:
+        raw: events of every day (KuaiRand columns, ``dt`` a ``date``), bad rows included.
+        contextual: [user_id, *names.contextual[1:]] int ids, or None (every contextual id 0).
+    Returns:
+        one row per user with a clean event in the window, sorted by user_id; list columns as Python lists.
+    """
+    names = names or SampleNames()
+    events = canonical_ref(raw)
+    events = events[reasons_ref(events).isna()].sort_values(["user_id", "time_ms", "video_id"])
+    lo, hi = _ms(window_start), _ms(window_start + timedelta(days=window_days))
+    ctx_columns = [c for c in names.contextual if c != "user_id"]
+    rows = []
+    for user, group in events.groupby("user_id", sort=True):
+        inside = group[(group["time_ms"] >= lo) & (group["time_ms"] < hi)]
+        if inside.empty:
+            continue
+        hist = group[group["time_ms"] < lo].tail(max_uih_len)
+        cand = inside.head(max_candidates)
+        row = {"user_id": int(user)}
+        for c in ctx_columns:
+            match = contextual[contextual["user_id"] == user] if contextual is not None else None
+            row[c] = int(match[c].iloc[0]) if match is not None and len(match) else 0
+        row[names.video_id] = hist["video_id"].astype(np.int64).tolist()
+        row[names.action_weight] = hist["action_weight"].astype(np.int64).tolist()
+        row[names.watch_time] = (hist["play_time_ms"] / 1000.0).tolist()
+        row[names.action_timestamp] = (hist["time_ms"].astype(np.int64) // 1000).tolist()
+        row[names.item_video_id] = cand["video_id"].astype(np.int64).tolist()
+        row[names.item_query_time] = (cand["time_ms"].astype(np.int64) // 1000).tolist()
+        row[names.item_action_weight] = cand["action_weight"].astype(np.int64).tolist()
+        row[names.item_watch_time] = (cand["play_time_ms"] / 1000.0).tolist()
+        rows.append(row)
+    columns = ["user_id", *ctx_columns, names.video_id, names.action_weight, names.watch_time,
+               names.action_timestamp, names.item_video_id, names.item_query_time, names.item_action_weight,
+               names.item_watch_time]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,97 @@
+"""Property test: Spark and the pandas reference agree on seeded random event logs.
+
+The logs hold users with no history, users with more than max_uih_len events, events exactly at window
+boundaries (first and last millisecond of a day), timestamp ties, duplicates and bad rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.samples import SampleNames, build_samples
+from components.samples_ref import build_samples_ref
+from tests.components.event_logs import (
+    CONTEXTUAL,
+    day_ms,
+    event,
+    read_samples,
+    write_day,
+    write_user_features,
+)
+
+pytestmark = pytest.mark.spark
+
+START = date(2022, 4, 8)
+DEGREES = ("full_active", "high_active", "UNKNOWN", "middle_active")
+RANGES = ("[100,1k)", "(0,10]", "500+", "730+")
+
+
+def random_day(rng: np.random.Generator, day: date, users: int) -> list[dict]:
+    base, rows = day_ms(day), []
+    for user in range(users):
+        times = []
+        for _ in range(int(rng.integers(0, 7))):
+            kind = rng.random()
+            if kind < 0.15:
+                t = base  # first millisecond of the window
+            elif kind < 0.25:
+                t = base + 86_399_999  # last millisecond
+            elif kind < 0.45 and times:
+                t = times[int(rng.integers(len(times)))]  # a tie
+            else:
+                t = base + int(rng.integers(86_400_000))
+            times.append(t)
+            rows.append(event(user, int(rng.integers(1, 9)), t, weight=int(rng.integers(256)),
+                              play_ms=int(rng.integers(0, 20_000)), duration_ms=int(rng.integers(0, 30_000))))
+    extra = [dict(r, play_time_ms=r["play_time_ms"] + 7) for r in rows[: len(rows) // 6]]  # duplicates
+    bad = [event(0, 1, base + 5, play_ms=-1), event(1, -3, base + 9), event(2, 4, base + 86_400_000)]
+    out = rows + extra + bad
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def features(rng: np.random.Generator, users: int) -> list[dict]:
+    # User 0 has no features row: its contextual ids are 0.
+    return [{"user_id": u, "user_active_degree": DEGREES[int(rng.integers(4))],
+             **{c: RANGES[int(rng.integers(4))] for c in CONTEXTUAL[1:]}} for u in range(1, users)]
+
+
+def mapped_features(rows: list[dict], vocab_file: Path) -> pd.DataFrame:
+    vocab = json.loads(vocab_file.read_text())["columns"]
+    frame = pd.DataFrame(rows)
+    for c in CONTEXTUAL:
+        frame[c] = frame[c].map(vocab[c]).astype("int64")
+    return frame
+
+
+@pytest.mark.parametrize("seed,fmt,window_days", [(0, "csv", 1), (1, "parquet", 2)])
+def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days):
+    rng, users, days = np.random.default_rng(seed), 7, 5
+    all_rows = []
+    for i in range(days):
+        day = START + timedelta(days=i)
+        rows = random_day(rng, day, users)
+        write_day(tmp_path / "raw" / "events", day, rows, fmt=fmt)
+        all_rows += [dict(r, dt=day) for r in rows]
+    feats = features(rng, users)
+    write_user_features(tmp_path / "raw" / "user_features.csv", feats)
+    config = make_config(max_uih_len=4, max_candidates=3, max_bad_row_fraction=1.0, window_days=window_days,
+                         events_format=fmt)
+    starts = [START + timedelta(days=1 + window_days * k) for k in range(2)]
+    build_samples(config=config, window_starts=starts, spark=spark)
+    raw = pd.DataFrame(all_rows)
+    contextual = mapped_features(feats, Path(config.data.work_dir) / "vocab" / "contextual.json")
+    for start in starts:
+        expected = build_samples_ref(raw, contextual, window_start=start, window_days=window_days,
+                                     max_uih_len=4, max_candidates=3,
+                                     names=SampleNames(contextual=("user_id", *CONTEXTUAL)))
+        got = read_samples(config.data.work_dir, start)
+        assert len(got) >= 3, "the random log should give several samples"
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    long_history = expected["video_id"].map(len).max()
+    assert long_history == 4, "some user should hit max_uih_len"
