@@ -131,7 +131,7 @@ def bench_kernel(config: PipelineConfig, kernel: str, batches: list[HstuBatch], 
              "tokens_per_batch": tokens / args.steps, "precision": args.precision}
     return row("train_step", kernel.lower(), "fwd+bwd+opt", shape, tuple(np.percentile(times, [20, 50, 80])),
                None, peak, candidates_per_s=cands / total_s, tokens_per_s=tokens / total_s,
-               final_loss=state.interval["loss"] / max(state.interval["steps"], 1))
+               final_loss=float(state.interval["loss"]) / max(state.interval["steps"], 1))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,10 +204,7 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
 
 def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
     dense = _section(OptimizerConfig, msg.dense_optimizer)
-    sparse = msg.sparse_optimizer
-    sparse_cfg = _section(OptimizerConfig, sparse)
-    if not sparse.HasField("name"):
-        sparse_cfg = dataclasses.replace(sparse_cfg, name="rowwise_adagrad", lr=sparse.lr if sparse.HasField("lr") else 0.01)
+    sparse_cfg = _section(OptimizerConfig, msg.sparse_optimizer)
     if dense.name not in ("adam", "adamw"):
         raise fail("train_config.dense_optimizer.name", f"must be 'adam' or 'adamw', got {dense.name!r}")
     if sparse_cfg.name not in ("rowwise_adagrad", "adam"):
@@ -254,7 +251,7 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
         if kind != "id_feature":
             raise fail(f"feature_configs[{i}].{kind}", f"{kind} is not supported yet; use id_feature")
         f = fc.id_feature
-        if f.HasField("num_buckets") and f.HasField("hash_bucket_size"):
+        if f.num_buckets and f.hash_bucket_size:  # (0 is "unset": the resolved text shows both fields)
             raise fail(f"feature_configs[{i}].id_feature.hash_bucket_size", "give num_buckets or hash_bucket_size, not both")
         given[f.feature_name] = (i, f)
     groups = model.feature_groups
@@ -274,7 +271,7 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
             f = given[name][1]
             size = f.num_buckets or f.hash_bucket_size or default_size
             out.append(FeatureConfig(name, size, f.embedding_dim if f.HasField("embedding_dim") else default_dim,
-                                     f.embedding_name or table, not f.HasField("num_buckets")))
+                                     f.embedding_name or table, not f.num_buckets))
         else:
             out.append(FeatureConfig(name, default_size, default_dim, table, True))
     return tuple(out)

@@ -113,6 +113,18 @@ class OptimizerConfig(_message.Message):
     eps: float
     def __init__(self, name: _Optional[str] = ..., lr: _Optional[float] = ..., weight_decay: _Optional[float] = ..., eps: _Optional[float] = ...) -> None: ...
 
+class SparseOptimizerConfig(_message.Message):
+    __slots__ = ("name", "lr", "weight_decay", "eps")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    EPS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    lr: float
+    weight_decay: float
+    eps: float
+    def __init__(self, name: _Optional[str] = ..., lr: _Optional[float] = ..., weight_decay: _Optional[float] = ..., eps: _Optional[float] = ...) -> None: ...
+
 class TrainConfig(_message.Message):
     __slots__ = ("dense_optimizer", "sparse_optimizer", "batch_token_budget", "epochs", "max_steps", "warmup_steps", "grad_clip_norm", "precision", "allow_tf32", "checkpoint_every_steps", "shuffle_buffer", "num_workers", "seed", "device", "strict_kernel", "log_every_steps")
     DENSE_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
@@ -132,7 +144,7 @@ class TrainConfig(_message.Message):
     STRICT_KERNEL_FIELD_NUMBER: _ClassVar[int]
     LOG_EVERY_STEPS_FIELD_NUMBER: _ClassVar[int]
     dense_optimizer: OptimizerConfig
-    sparse_optimizer: OptimizerConfig
+    sparse_optimizer: SparseOptimizerConfig
     batch_token_budget: int
     epochs: int
     max_steps: int
@@ -147,7 +159,7 @@ class TrainConfig(_message.Message):
     device: str
     strict_kernel: bool
     log_every_steps: int
-    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., strict_kernel: _Optional[bool] = ..., log_every_steps: _Optional[int] = ...) -> None: ...
+    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[SparseOptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., strict_kernel: _Optional[bool] = ..., log_every_steps: _Optional[int] = ...) -> None: ...
 
 class EvalConfig(_message.Message):
     __slots__ = ("batch_token_budget", "grouped_auc")

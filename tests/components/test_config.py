@@ -167,3 +167,14 @@ def test_run_overrides_apply_and_validate():
         apply_overrides(cfg, auc_floors={"is_share": 0.5})
     with pytest.raises(ConfigError, match="TRITON or PYTORCH"):
         apply_overrides(cfg, kernel="CUDA")
+
+
+def test_resolved_config_with_feature_sizes_round_trips():
+    extra = '\nfeature_configs { id_feature { feature_name: "video_id" num_buckets: 8000 embedding_dim: 32 } }\n'
+    cfg = parse_config(_spec_block() + extra)
+    again = parse_config(cfg.text)
+    assert again.features == cfg.features
+    table = next(t for t in again.model.embedding_tables if t.name == "video_id")
+    assert (table.num_embeddings, table.embedding_dim) == (8000, 32)
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config(_spec_block() + extra.replace("num_buckets: 8000", "num_buckets: 8000 hash_bucket_size: 9"))

@@ -1,0 +1,202 @@
+"""The evaluator: per-task AUC, grouped AUC (per user) and calibration of a model on one window (DESIGN §5, §7).
+
+Streams the window's samples through the model batch by batch (token budget ``eval_config.batch_token_budget``)
+and keeps only one score, label and user id per candidate and task, so the AUCs are exact (rank based over the
+whole window), not approximated per batch. Calibration per task = mean predicted probability / label rate
+(1.0 is calibrated). On generated data (``{work_dir}/raw/truth`` exists) the oracle AUC (true probabilities)
+and the baselines of ``components.datagen`` are added, so reports show model vs baseline vs oracle; they are
+computed over all of the window's raw events, the model over its samples (candidates capped per user).
+
+Used by the trainer after training and by the promotion gate on any registered version (``evaluate_uri``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.config import PipelineConfig
+from components.loader import StreamConfig, make_loader, sample_files
+from hstu_model.config import TaskConfig
+from hstu_model.losses import task_labels
+from hstu_model.metrics import auc, grouped_auc
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """One task's metrics on the window (AUC NaN when a class is missing)."""
+
+    auc: float
+    grouped_auc: float
+    mean_prediction: float
+    label_rate: float
+    calibration: float  # mean_prediction / label_rate
+    positives: int
+    candidates: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics of one model on one window; ``references`` holds e.g. ``{"oracle": {task: auc}, ...}``."""
+
+    window: str
+    samples: int
+    candidates: int
+    tasks: dict[str, TaskMetrics]
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    model_uri: str | None = None
+
+    @property
+    def auc(self) -> dict[str, float]:
+        """task -> AUC (what the gate compares)."""
+        return {t: m.auc for t, m in self.tasks.items()}
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        """Flat ``{"eval/<task>/auc": value, ...}`` for MLflow (references as ``<prefix>/<ref>/<task>/auc``)."""
+        out: dict[str, float] = {f"{prefix}/samples": float(self.samples), f"{prefix}/candidates": float(self.candidates)}
+        for task, m in self.tasks.items():
+            out.update({f"{prefix}/{task}/{k}": float(v) for k, v in asdict(m).items()})
+        for ref, values in self.references.items():
+            out.update({f"{prefix}/{ref}/{task}/auc": float(v) for task, v in values.items()})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window": self.window, "samples": self.samples, "candidates": self.candidates,
+                "tasks": {t: asdict(m) for t, m in self.tasks.items()}, "references": self.references,
+                "model_uri": self.model_uri}
+
+
+def _device(config: PipelineConfig) -> torch.device:
+    want = config.train.device
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(want)
+
+
+@torch.no_grad()
+def score_window(model: torch.nn.Module, config: PipelineConfig, window: date,
+                 device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Runs ``model`` over the window's samples, in file order.
+
+    Returns:
+        probabilities float64 [C, T], labels float64 [C, T] (0/1), user ids int64 [C], samples B.
+    """
+    device = device or next(model.parameters()).device
+    files = sample_files(config.data.work_dir, [window])
+    budget = max(config.eval.batch_token_budget, config.model.max_seq_len)
+    loader = make_loader(files, config.model, StreamConfig(token_budget=budget))
+    was_training = model.training
+    model.eval()
+    probs, labels, users, samples = [], [], [], 0
+    autocast = _autocast(config, device)
+    for _, batch in loader:
+        batch = batch.to(device)
+        with autocast:
+            logits = model(batch)
+        probs.append(torch.sigmoid(logits.float()).double().cpu().numpy())
+        labels.append(task_labels(batch, config.model.tasks).double().cpu().numpy())
+        users.append(batch.user_ids.cpu().numpy())
+        samples += batch.batch_size
+    model.train(was_training)
+    tasks = len(config.model.tasks)
+    if not probs:
+        raise ValueError(f"window {window} has no samples under {config.data.work_dir}")
+    return (np.concatenate(probs).reshape(-1, tasks), np.concatenate(labels).reshape(-1, tasks),
+            np.concatenate(users), samples)
+
+
+def _autocast(config: PipelineConfig, device: torch.device):
+    precision = config.train.precision
+    bf16 = precision == "BF16" or (precision == "AUTO" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def task_metrics(probs: np.ndarray, labels: np.ndarray, users: np.ndarray, grouped: bool = True) -> TaskMetrics:
+    """Metrics of one task from ``probs [C]``, 0/1 ``labels [C]`` and ``users [C]``."""
+    positives = int(labels.sum())
+    rate = positives / max(len(labels), 1)
+    mean = float(probs.mean()) if len(probs) else float("nan")
+    return TaskMetrics(auc=auc(probs, labels), grouped_auc=grouped_auc(probs, labels, users) if grouped else math.nan,
+                       mean_prediction=mean, label_rate=rate,
+                       calibration=mean / rate if rate > 0 else math.nan, positives=positives,
+                       candidates=int(len(labels)))
+
+
+def _reference_task(task: TaskConfig) -> str | None:
+    """The datagen task name of a one-bit task (bit i <-> TASK_NAMES[i], DESIGN §4.2), else None."""
+    from components.datagen import TASK_NAMES
+
+    mask = task.task_bitmask
+    if mask & (mask - 1):
+        return None
+    bit = mask.bit_length() - 1
+    return TASK_NAMES[bit] if bit < len(TASK_NAMES) else None
+
+
+def reference_aucs(config: PipelineConfig, window: date, train_windows: list[date] | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """Oracle and baseline AUCs per model task on generated data; {} when ``{work_dir}/raw/truth`` is absent."""
+    from components.datagen import baseline_auc, oracle_auc
+
+    raw = Path(config.data.work_dir) / "raw"
+    if not (raw / "truth").is_dir():
+        return {}
+    days = timedelta(days=config.data.window_days)
+    names = {t.task_name: _reference_task(t) for t in config.model.tasks}
+    out: dict[str, dict[str, float]] = {}
+    try:
+        oracle = oracle_auc(data=raw, window_start=window, window_end=window + days)
+        out["oracle"] = {t: oracle[n] for t, n in names.items() if n in oracle}
+        if train_windows:
+            base = baseline_auc(data=raw, train_start=min(train_windows), train_end=max(train_windows) + days,
+                                eval_start=window, eval_end=window + days)
+            for kind, values in base.items():
+                out[f"baseline_{kind}"] = {t: values[n] for t, n in names.items() if n in values}
+    except (ValueError, FileNotFoundError) as exc:
+        logger.warning("no oracle/baseline AUC for window %s: %s", window, exc)
+    return out
+
+
+def evaluate_model(*, model: torch.nn.Module, config: PipelineConfig, window: date,
+                   train_windows: list[date] | None = None, model_uri: str | None = None) -> EvalResult:
+    """Evaluates ``model`` (an unsharded DlrmHSTU) on the samples of ``window``.
+
+    Args:
+        train_windows: the windows the model was trained on; the baselines are fitted on them (generated data).
+        model_uri: recorded in the result.
+    Raises:
+        FileNotFoundError: the window has no samples. ValueError: the window's samples are empty.
+    """
+    probs, labels, users, samples = score_window(model, config, window)
+    tasks = {t.task_name: task_metrics(probs[:, i], labels[:, i], users, config.eval.grouped_auc)
+             for i, t in enumerate(config.model.tasks)}
+    result = EvalResult(window=window.isoformat(), samples=samples, candidates=int(len(users)), tasks=tasks,
+                        references=reference_aucs(config, window, train_windows), model_uri=model_uri)
+    summary = ", ".join(f"{t} AUC {m.auc:.4f}" for t, m in tasks.items())
+    logger.info("evaluated %s on window %s: %d samples, %d candidates; %s", model_uri or "model", window,
+                samples, len(users), summary)
+    return result
+
+
+def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
+                 train_windows: list[date] | None = None) -> EvalResult:
+    """Loads a logged or registered model (``models:/NAME/VERSION``, ``models:/NAME@alias``) and evaluates it.
+
+    Raises:
+        components.tracking.TrackingUnavailableError: the tracking store is unreachable.
+    """
+    from components.tracking import load_model, resolve_tracking_uri
+
+    device = _device(config)
+    model = load_model(model_uri, tracking_uri=resolve_tracking_uri(config), map_location=str(device))
+    return evaluate_model(model=model.to(device), config=config, window=window, train_windows=train_windows,
+                          model_uri=model_uri)
