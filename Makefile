@@ -54,3 +54,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+up: $(STAMP)
+	$(PY) -m components.localstack up
+
+down:
+	$(PY) -m components.localstack down

@@ -96,6 +96,7 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="pipeline config file (protobuf text format)")
     parser.add_argument("--window-start", type=_date, required=True, help="first window start, YYYY-MM-DD")
     parser.add_argument("--window-end", type=_date, help="exclusive; backfill every window start before it")
+    parser.add_argument("--work-dir", help="override data_config.work_dir (where samples and state live)")
 
 
 def _samples_build(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from components.config import PipelineConfig, load_config  # noqa: E402
+from components.config import PipelineConfig, apply_overrides, load_config  # noqa: E402
 from components.history import events_by_user, history_before, update_history, write_state  # noqa: E402
 from components.quality import (  # noqa: E402
     check_bad_fraction,
@@ -259,7 +259,7 @@ def window_starts_between(start: date, end: date | None, window_days: int) -> li
 
 def run(args: argparse.Namespace) -> list[SamplesResult]:
     """Builds the windows the parsed arguments name."""
-    config = load_config(args.config)
+    config = apply_overrides(load_config(args.config), work_dir=args.work_dir)
     starts = window_starts_between(args.window_start, args.window_end, config.data.window_days)
     return build_samples(config=config, window_starts=starts)
 

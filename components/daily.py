@@ -1,0 +1,175 @@
+"""The daily run's steps as the ``hstu_daily`` DAG calls them.
+
+Each function takes the run's resolved config and window, calls the component that does the work, and
+returns a small JSON-able dict for XCom (URIs, versions, counts, metrics; never frames or models). All of them
+are safe to retry: samples partitions are replaced, a retried training resumes from its checkpoint, and the
+registry is only written by :func:`apply_gate` (one locked alias move) and :func:`report_run` (tags).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from components.config import PipelineConfig
+from components.windows import missing_partitions, training_windows
+
+log = logging.getLogger(__name__)
+
+
+def _windows(config: PipelineConfig, eval_window: str) -> tuple[date, list[date]]:
+    day = date.fromisoformat(eval_window)
+    return day, training_windows(day, count=config.data.train_windows, window_days=config.data.window_days)
+
+
+def plan_windows(*, config: PipelineConfig, eval_window: str) -> dict[str, Any]:
+    """The run's windows: training windows then the evaluation window (``end`` is exclusive)."""
+    day, train = _windows(config, eval_window)
+    end = day + timedelta(days=config.data.window_days)
+    return {"eval": eval_window, "windows": [d.isoformat() for d in [*train, day]], "first": train[0].isoformat(),
+            "end": end.isoformat(), "work_dir": config.data.work_dir}
+
+
+def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[str]:
+    """The raw event partitions among ``windows`` that are absent (or empty)."""
+    from components.sources import events_root
+
+    days = [date.fromisoformat(w) for w in windows]
+    return [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
+
+
+def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str, Any]:
+    """Samples of the run's windows, in local Spark (each partition replaced atomically)."""
+    from components.samples import build_samples
+
+    results = build_samples(config=config, window_starts=[date.fromisoformat(w) for w in windows])
+    return {
+        "windows": [r.window_start.isoformat() for r in results],
+        "samples": sum(r.samples for r in results),
+        "candidates": sum(r.candidates for r in results),
+        "quarantined": sum(r.quarantined for r in results),
+        "samples_uris": [r.samples_uri for r in results],
+    }
+
+
+def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
+                     dag_run_id: str) -> dict[str, Any]:
+    """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
+    from components.train import train
+
+    day, windows = _windows(config, eval_window)
+    tags = {"dag_id": dag_id, "dag_run_id": dag_run_id, **{f"param.{k}": str(v) for k, v in params.items()}}
+    result = train(config=config, eval_window=day, train_windows=windows, tags=tags)
+    return {"run_id": result.run_id, "version": result.registered_version, "model_uri": result.model_uri,
+            "steps": result.steps, "final_loss": result.final_loss}
+
+
+def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict[str, float] | None, str | None]:
+    from components.evaluate import evaluate_uri
+    from components.tracking import model_version_uri
+
+    if version is None:
+        return None, None
+    try:
+        uri = model_version_uri(config.promotion.registered_model_name, version)
+        return evaluate_uri(model_uri=uri, config=config, window=day).auc, None
+    except Exception as exc:  # noqa: BLE001 - a failed evaluation is recorded and never passes the gate
+        log.warning("evaluation of version %s on %s failed", version, day, exc_info=True)
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,
+                                     challenger_version: str) -> dict[str, Any]:
+    """Scores the new version and the current ``@champion`` with the same evaluator on the same window."""
+    from components.gate import current_aliases
+
+    day = date.fromisoformat(window)
+    champion_version = current_aliases(config).champion
+    challenger, challenger_error = _score(config, day, challenger_version)
+    champion, champion_error = _score(config, day, champion_version)
+    return {"window": window, "challenger_version": challenger_version, "challenger": challenger,
+            "challenger_error": challenger_error, "champion_version": champion_version, "champion": champion,
+            "champion_error": champion_error}
+
+
+def _nan_safe(metrics: dict[str, float] | None) -> dict[str, float] | None:
+    """XCom is JSON: NaN travels as None; restore it so the gate sees a NaN, never a missing value by accident."""
+    if metrics is None:
+        return None
+    return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
+
+
+def gate_decision(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool):
+    """The pure gate decision (DESIGN §7) for the scores of :func:`evaluate_challenger_and_champion`."""
+    from components.gate import decide
+
+    return decide(_nan_safe(evaluated["challenger"]), _nan_safe(evaluated["champion"]), config.promotion,
+                  force=force, challenger_error=evaluated["challenger_error"],
+                  champion_error=evaluated["champion_error"])
+
+
+def decide_for_run(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool) -> dict[str, Any]:
+    """The gate task: the decision with its per-task rows (nothing is written to the registry yet)."""
+    from components.gate import render_markdown
+
+    decision = gate_decision(config=config, evaluated=evaluated, force=force)
+    table = render_markdown(decision, model_name=config.promotion.registered_model_name,
+                            version=evaluated["challenger_version"], champion_version=evaluated["champion_version"],
+                            window=evaluated["window"])
+    log.info("gate decision for version %s:\n%s", evaluated["challenger_version"], table)
+    return {"passed": decision.passed, "forced": decision.forced, "promote": decision.promote,
+            "summary": decision.summary, "table": table}
+
+
+def apply_gate(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool, dry_run: bool,
+               decided_at: str) -> dict[str, Any]:
+    """Records the decision as version tags and, when it passed (or was forced) and not a dry run, moves
+    ``@champion``; the move is refused if the champion changed since the evaluation (StaleChampionError)."""
+    from components.gate import apply_decision
+
+    decision = gate_decision(config=config, evaluated=evaluated, force=force)
+    change = apply_decision(config=config, version=evaluated["challenger_version"], decision=decision,
+                            window=evaluated["window"], decided_at=decided_at,
+                            champion_compared=evaluated["champion_version"], dry_run=dry_run)
+    promoted = change.after.champion == str(evaluated["challenger_version"]) and decision.promote and not dry_run
+    return {"promoted": promoted, "dry_run": dry_run, "forced": decision.forced,
+            "champion": change.after.champion, "previous_champion": change.after.previous_champion,
+            "summary": decision.summary}
+
+
+def _outcome(states: dict[str, str], promoted: dict[str, Any] | None) -> str:
+    failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    if failed:
+        return "failed at " + ", ".join(failed) + "; the registry was not changed by this run"
+    if promoted is None:
+        return "incomplete"
+    if promoted["dry_run"]:
+        return "dry run: decision recorded, no alias moved"
+    return "promoted to @champion" if promoted["promoted"] else "rejected: @champion unchanged"
+
+
+def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: dict[str, str],
+               results: dict[str, Any]) -> dict[str, Any]:
+    """One summary of the run: what each task did, the gate table, the outcome; logged and put on the
+    MLflow run (tag ``hstu.outcome``, artifact ``report.md``) when the training created one."""
+    trained, gate, promoted = results.get("train"), results.get("gate"), results.get("promote")
+    outcome = _outcome(states, promoted)
+    lines = [f"# hstu_daily {dag_run_id}: window {window}", "", f"**Outcome:** {outcome}", "", "| task | state |",
+             "|---|---|", *[f"| {t} | {s} |" for t, s in sorted(states.items())], ""]
+    if trained:
+        lines.append(f"Trained version {trained['version']} (run {trained['run_id']}, {trained['steps']} steps).")
+    if gate:
+        lines += ["", gate["table"]]
+    text = "\n".join(lines) + "\n"
+    log.info("%s", text)
+    reports = Path(config.data.work_dir) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{window}.md").write_text(text)
+    if trained and trained.get("run_id"):
+        from components.tracking import annotate_run
+
+        annotate_run(config, trained["run_id"], tags={"hstu.outcome": outcome}, texts={"report.md": text})
+    return {"outcome": outcome, "window": window, "version": (trained or {}).get("version")}

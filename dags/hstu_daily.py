@@ -1,0 +1,160 @@
+"""
+### hstu_daily: retrain DlrmHSTU every day and promote it only when it beats the champion
+
+For the day that just ended (the run's data interval, or the `window_date` Param on manual runs):
+
+1. **plan_windows** / **wait_for_raw_data**: the evaluation window and the training windows before it; their
+   raw event partitions exist.
+2. **build_samples**: Spark turns raw events into user-window samples (one partition per window, replaced
+   atomically on a rerun).
+3. **train**: DlrmHSTU on the training windows; one MLflow run; a new registered model version.
+4. **evaluate**: the new version (`@challenger`) and the current `@champion` on the same evaluation window.
+5. **gate**: per-task AUC floors and allowed regression (DESIGN §7); NaN or missing metrics never pass.
+6. **promote**: moves `@champion` (old one becomes `@previous_champion`) unless the gate failed or dry-run.
+7. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.environ.get("HSTU_CONFIG", os.path.join(REPO, "configs", "small_cpu.config"))
+SAMPLES = Asset(name="hstu_samples", uri="file:///hstu/samples")
+MODEL = Asset(name="dlrm_hstu_model", uri="file:///hstu/models/dlrm_hstu")
+RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True}
+# Scale-out switch: set to an Airflow Spark connection id to run the sample job through spark-submit.
+SPARK_CONN_ID = os.environ.get("HSTU_SPARK_CONN_ID", "")
+
+
+def _run_config():
+    """The pipeline config of this run: the config file with the run's Params applied."""
+    from components.config import apply_overrides, load_config
+
+    p = get_current_context()["params"]
+    return apply_overrides(load_config(p["config_file"]), kernel=None if p["kernel"] == "config" else p["kernel"],
+                           train_windows=p["train_windows"], auc_floors=p["auc_floors"],
+                           max_regression=p["max_regression"], work_dir=os.environ.get("HSTU_WORK_DIR"))
+
+
+def _window() -> str:
+    from components.windows import window_of
+
+    ctx = get_current_context()
+    return window_of(window_date=ctx["params"]["window_date"],
+                     data_interval_start=ctx.get("data_interval_start")).isoformat()
+
+
+@dag(
+    dag_id="hstu_daily",
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+    start_date=datetime(2022, 4, 8),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["hstu", "training"],
+    params={
+        "window_date": Param(None, type=["null", "string"], format="date", title="Evaluation window",
+                             description="YYYY-MM-DD; empty: the run's data interval (the day that ended)."),
+        "config_file": Param(DEFAULT_CONFIG, type="string", title="Pipeline config",
+                             description="Path of the pipeline config (protobuf text)."),
+        "train_windows": Param(None, type=["null", "integer"], minimum=1, maximum=90, title="Training windows",
+                               description="Windows before the evaluation window to train on; empty: config."),
+        "kernel": Param("config", type="string", enum=["config", "TRITON", "PYTORCH"], title="Kernels",
+                        values_display={"config": "as in the config", "TRITON": "Triton", "PYTORCH": "PyTorch"},
+                        description="Override the config's kernel; TRITON falls back to PYTORCH without a GPU."),
+        "auc_floors": Param({}, type="object", title="AUC floors",
+                            description='Per-task AUC floor, e.g. {"is_click": 0.6}; others use the config.'),
+        "max_regression": Param(None, type=["null", "number"], minimum=0, maximum=1, title="Allowed regression",
+                                description="AUC the new model may lose against the champion on any task."),
+        "dry_run": Param(False, type="boolean", title="Dry run", description="Decide, but move no alias."),
+        "force_promote": Param(False, type="boolean", title="Force promote",
+                               description="Promote even if the gate fails (recorded as forced)."),
+    },
+)
+def hstu_daily():
+    @task
+    def plan_windows():
+        from components.daily import plan_windows
+
+        return plan_windows(config=_run_config(), eval_window=_window())
+
+    @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule")
+    def wait_for_raw_data(plan: dict):
+        from airflow.sdk import PokeReturnValue
+
+        from components.daily import missing_raw_windows
+
+        missing = missing_raw_windows(config=_run_config(), windows=plan["windows"])
+        return PokeReturnValue(is_done=not missing, xcom_value={"missing": missing})
+
+    @task(outlets=[SAMPLES], **RETRY)
+    def build_samples(plan: dict):
+        from components.daily import build_run_samples
+
+        return build_run_samples(config=_run_config(), windows=plan["windows"])
+
+    def spark_submit_samples():
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        plan = "ti.xcom_pull(task_ids='plan_windows')"
+        return SparkSubmitOperator(
+            task_id="build_samples", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/samples.py",
+            application_args=["--config", "{{ params.config_file }}", "--window-start", f"{{{{ {plan}['first'] }}}}",
+                              "--window-end", f"{{{{ {plan}['end'] }}}}", "--work-dir", f"{{{{ {plan}['work_dir'] }}}}"],
+            name="hstu-samples", outlets=[SAMPLES], **RETRY)
+
+    @task(**RETRY)
+    def train():
+        from components.daily import train_challenger
+
+        ctx = get_current_context()
+        return train_challenger(config=_run_config(), eval_window=_window(), params=dict(ctx["params"]),
+                             dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"])
+
+    @task(**RETRY)
+    def evaluate(trained: dict):
+        from components.daily import evaluate_challenger_and_champion
+
+        return evaluate_challenger_and_champion(config=_run_config(), window=_window(),
+                                                challenger_version=trained["version"])
+
+    @task
+    def gate(evaluated: dict):
+        from components.daily import decide_for_run
+
+        force = get_current_context()["params"]["force_promote"]
+        return decide_for_run(config=_run_config(), evaluated=evaluated, force=force)
+
+    @task(outlets=[MODEL])
+    def promote(evaluated: dict, decision: dict):
+        from components.daily import apply_gate
+
+        ctx = get_current_context()
+        return apply_gate(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
+                          dry_run=ctx["params"]["dry_run"], decided_at=ctx["dag_run"].run_after.isoformat())
+
+    @task(trigger_rule="all_done")
+    def report():
+        from components.daily import report_run
+
+        ctx = get_current_context()
+        ti, tasks = ctx["ti"], ["plan_windows", "wait_for_raw_data", "build_samples", "train", "evaluate", "gate",
+                                "promote"]
+        states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
+        results = {t: ti.xcom_pull(task_ids=t) for t in ("train", "gate", "promote")}
+        return report_run(config=_run_config(), window=_window(), dag_run_id=ctx["run_id"],
+                          states={t: str(states.get(t)) for t in tasks}, results=results)
+
+    plan = plan_windows()
+    samples = spark_submit_samples() if SPARK_CONN_ID else build_samples(plan)
+    trained = train()
+    wait_for_raw_data(plan) >> samples >> trained
+    evaluated = evaluate(trained)
+    promote(evaluated, gate(evaluated)) >> report()
+
+
+hstu_daily()
