@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from components.proto import pipeline_pb2
 from hstu_model.config import EmbeddingTableConfig, ModelConfig, model_config_from_proto
 from hstu_model.config_text import ConfigError, FieldLines, parse_text
+from hstu_model.proto import model_pb2
 
 ACTIONS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view", "is_profile_enter")
 # Table sizes when neither the config nor the data's statistics give one (ids are taken modulo the size).
@@ -239,6 +240,10 @@ def _promotion(msg: pipeline_pb2.PromotionConfig, model: ModelConfig, fail) -> P
     for i, rule in enumerate(rules):
         if not 0.0 <= rule.auc_floor <= 1.0:
             raise fail(f"promotion_config.task_rules[{i}].auc_floor", f"must be in [0, 1], got {rule.auc_floor}")
+        if rule.max_regression < 0:
+            raise fail(f"promotion_config.task_rules[{i}].max_regression", f"must be >= 0, got {rule.max_regression}")
+    if msg.default_max_regression < 0:
+        raise fail("promotion_config.default_max_regression", f"must be >= 0, got {msg.default_max_regression}")
     return PromotionConfig(msg.registered_model_name, msg.default_auc_floor, msg.default_max_regression,
                            tuple(rules), tuple(msg.gated_tasks) or tuple(t.task_name for t in model.tasks))
 
@@ -343,31 +348,33 @@ def load_config(path: str | Path) -> PipelineConfig:
 def apply_overrides(config: PipelineConfig, *, kernel: str | None = None, train_windows: int | None = None,
                     auc_floors: dict[str, float] | None = None, max_regression: float | None = None,
                     work_dir: str | None = None) -> PipelineConfig:
-    """A copy of ``config`` with run-time choices (Airflow Params, CLI flags) applied and validated."""
-    model, data, promotion = config.model, config.data, config.promotion
+    """A copy of ``config`` with run-time choices (Airflow Params, CLI flags) applied.
+
+    The choices are written into the config text and the result parsed again, so they are validated like the
+    file and the resolved ``text`` (logged with every run) shows them.
+    """
+    msg = pipeline_pb2.PipelineConfig()
+    text_format.Parse(config.text, msg)
+    source = f"{config.source} + run parameters"
     if kernel:
         if kernel not in ("TRITON", "PYTORCH"):
-            raise ConfigError(f"must be TRITON or PYTORCH, got {kernel!r}", "kernel", None, "run parameters")
-        model = dataclasses.replace(model, kernel=kernel)
+            raise ConfigError(f"must be TRITON or PYTORCH, got {kernel!r}", "kernel", None, source)
+        msg.model_config.kernel = model_pb2.Kernel.Value(kernel)
     if train_windows is not None:
-        if train_windows <= 0:
-            raise ConfigError(f"must be > 0, got {train_windows}", "train_windows", None, "run parameters")
-        data = dataclasses.replace(data, train_windows=train_windows)
+        msg.data_config.train_windows = train_windows
     if work_dir:
-        data = dataclasses.replace(data, work_dir=work_dir)
-    tasks = {t.task_name for t in model.tasks}
+        msg.data_config.work_dir = work_dir
+    promotion = msg.promotion_config
     rules = {r.task_name: r for r in promotion.task_rules}
     for task, floor in (auc_floors or {}).items():
-        if task not in tasks:
-            raise ConfigError(f"unknown task {task!r}; the model's tasks are {', '.join(sorted(tasks))}",
-                              "auc_floors", None, "run parameters")
-        if not 0.0 <= float(floor) <= 1.0:
-            raise ConfigError(f"floor of {task} must be in [0, 1], got {floor}", "auc_floors", None, "run parameters")
-        rules[task] = dataclasses.replace(promotion.rule(task), auc_floor=float(floor))
+        rule = rules.get(task) or promotion.task_rules.add(task_name=task)
+        rule.auc_floor = float(floor)
+        rules[task] = rule
     if max_regression is not None:
-        if max_regression < 0:
-            raise ConfigError(f"must be >= 0, got {max_regression}", "max_regression", None, "run parameters")
-        promotion = dataclasses.replace(promotion, default_max_regression=float(max_regression))
-        rules = {t: dataclasses.replace(r, max_regression=float(max_regression)) for t, r in rules.items()}
-    promotion = dataclasses.replace(promotion, task_rules=tuple(rules.values()))
-    return dataclasses.replace(config, model=model, data=data, promotion=promotion)
+        promotion.default_max_regression = float(max_regression)
+        for rule in promotion.task_rules:
+            rule.max_regression = float(max_regression)
+    for rule in promotion.task_rules:  # a rule without a floor keeps the default floor
+        if not rule.HasField("auc_floor"):
+            rule.auc_floor = promotion.default_auc_floor
+    return parse_config(text_format.MessageToString(msg), source)

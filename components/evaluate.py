@@ -195,8 +195,11 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
         components.tracking.TrackingUnavailableError: the tracking store is unreachable.
     """
     from components.tracking import load_model, resolve_tracking_uri
+    from hstu_model.backend import resolve_backend, use_backend
 
     device = _device(config)
     model = load_model(model_uri, tracking_uri=resolve_tracking_uri(config), map_location=str(device))
+    # The kernels the model was trained with may not run here (Triton from a GPU run, scored on a CPU).
+    use_backend(model, resolve_backend(config.model.kernel, device, config.train.strict_kernel))
     return evaluate_model(model=model.to(device), config=config, window=window, train_windows=train_windows,
                           model_uri=model_uri)

@@ -144,8 +144,9 @@ def _fit(config: PipelineConfig, windows: list[date], eval_window: date, tracker
     """Builds or resumes the trainer and trains. Returns (trainer, final state, step resumed from)."""
     rank, world, device = init_distributed(config.train.device)
     files = sample_files(config.data.work_dir, windows)
-    folder = run_dir(config, eval_window) / "checkpoints"
     digest = ckpt.config_digest(config.text, [w.isoformat() for w in windows])
+    # One folder per config and windows: a retry resumes, a rerun with other Params starts fresh beside it.
+    folder = run_dir(config, eval_window) / "checkpoints" / digest
     trainer = Trainer(config, device, rank, world, digest)
     state = trainer.resume(folder)
     resumed_from = state.step

@@ -37,3 +37,14 @@ def resolve_backend(kernel: str, device: torch.device | str, strict: bool = Fals
             logger.warning(message)
         return "pytorch"
     return backend
+
+
+def use_backend(model: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """Switches every layer of a built (or unpickled) model to ``backend``, e.g. a model trained with Triton
+    on a GPU and scored on a CPU. Returns the model."""
+    if backend not in _KERNELS.values():
+        raise ValueError(f"unknown kernels backend {backend!r}; expected one of {sorted(_KERNELS.values())}")
+    for module in model.modules():
+        if isinstance(getattr(module, "backend", None), str):
+            module.backend = backend
+    return model

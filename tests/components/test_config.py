@@ -160,6 +160,7 @@ def test_run_overrides_apply_and_validate():
     cfg = load_config(SMALL_CONFIG)
     out = apply_overrides(cfg, kernel="TRITON", train_windows=5, auc_floors={"is_like": 0.6}, max_regression=0.0)
     assert out.model.kernel == "TRITON" and out.data.train_windows == 5
+    assert "kernel: TRITON" in out.text and "train_windows: 5" in out.text  # the logged config shows them
     assert out.promotion.rule("is_like").auc_floor == 0.6 and out.promotion.rule("is_like").max_regression == 0.0
     assert out.promotion.rule("is_click").auc_floor == cfg.promotion.default_auc_floor
     assert out.promotion.rule("is_click").max_regression == 0.0
@@ -167,6 +168,8 @@ def test_run_overrides_apply_and_validate():
         apply_overrides(cfg, auc_floors={"is_share": 0.5})
     with pytest.raises(ConfigError, match="TRITON or PYTORCH"):
         apply_overrides(cfg, kernel="CUDA")
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        apply_overrides(cfg, max_regression=-0.1)
 
 
 def test_resolved_config_with_feature_sizes_round_trips():

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -75,3 +76,24 @@ def test_samples_job_accepts_the_arguments():
     assert result.returncode == 0, result.stderr
     for flag in ("--config", "--window-start"):
         assert flag in result.stdout, f"components/samples.py --help does not mention {flag}"
+
+
+@pytest.mark.spark
+def test_spark_submit_runs_the_job_against_a_local_master(compose, tmp_path):
+    """The command the provider builds, run for real on two days of generated data."""
+    from components.datagen import generate_dataset
+
+    generate_dataset(out=tmp_path / "raw", users=60, days=2, seed=3)
+    config = tmp_path / "job.config"
+    config.write_text((REPO / "configs" / "small_cpu.config").read_text().replace(
+        "data_config {", f'data_config {{\n  work_dir: "{tmp_path}"', 1))
+    cmd = _command(compose, tmp_path / "airflow", "spark_local")
+    app = cmd.index(str(SAMPLES))
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), *cmd[1:app + 1],
+           "--config", str(config), "--window-start", "2022-04-09", "--json"]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    assert summary["window_start"] == "2022-04-09" and summary["samples"] > 0
+    assert list((tmp_path / "samples" / "dt=2022-04-09").glob("*.parquet"))

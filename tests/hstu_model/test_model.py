@@ -108,3 +108,16 @@ def test_samples_without_history_or_candidates_run():
     batch = collate(rows, config)
     with torch.no_grad():
         assert model(batch).shape == (batch.num_candidates, 2) and batch.candidate_lengths[1] == 0
+
+
+def test_use_backend_switches_every_layer():
+    from hstu_model.backend import use_backend
+
+    model = build_model(small_config(), "cpu")
+    use_backend(model, "triton")
+    layers = [m for m in model.modules() if isinstance(getattr(m, "backend", None), str)]
+    assert len(layers) > 3 and {m.backend for m in layers} == {"triton"}
+    use_backend(model, "pytorch")
+    assert {m.backend for m in layers} == {"pytorch"}
+    with pytest.raises(ValueError, match="unknown kernels backend"):
+        use_backend(model, "cuda")
