@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(HSTU_DEVICE)
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint demo proto lock up down clean
+.PHONY: help venv test test-browser lint demo proto lock up down clean
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the embedded default"
@@ -34,6 +34,11 @@ endif
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser test needs Debian's chromium (root: apt-get); `make test` skips it when chromium is absent.
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) -m pytest -m browser tests/ui $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,8 @@ def test_local_results_are_written(trained):
     saved = json.loads((folder / "result.json").read_text())
     assert saved["registered_version"] == result.registered_version == "1"
     assert (folder / "model_state.pt").exists() and (folder / "plots" / "loss_curve.png").exists()
-    assert (folder / "checkpoints" / "LATEST").read_text() == f"step-{result.steps:09d}"
+    (latest,) = (folder / "checkpoints").glob("*/LATEST")  # one folder per config digest
+    assert latest.read_text() == f"step-{result.steps:09d}"
 
 
 def test_mlflow_run_holds_config_stats_metrics_plots_and_model(trained):
@@ -130,7 +132,8 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     config_b = small_config(b, epochs=2, checkpoint_every=10, tracking_uri=DEAD_SERVER, num_workers=2)
     with pytest.raises(TrainingInterrupted):
         train(config=config_b, eval_window=dates[-1], stop_after_steps=15)
-    assert (b / "runs" / dates[-1].isoformat() / "checkpoints" / "LATEST").read_text() == "step-000000010"
+    (latest,) = (b / "runs" / dates[-1].isoformat() / "checkpoints").glob("*/LATEST")
+    assert latest.read_text() == "step-000000010"
     resumed = _train_without_server(b, dates)
     assert resumed["resumed_from_step"] == 10 and resumed["steps"] == uninterrupted["steps"] > 15
     assert [loss for _, loss in resumed["loss_curve"]] == pytest.approx(
@@ -140,14 +143,32 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     assert uninterrupted["registered_version"] is None and uninterrupted["run_id"] is None
 
 
-def test_resuming_with_another_config_is_refused(tmp_path):
+def test_another_config_starts_fresh_beside_the_old_checkpoints(tmp_path):
+    """A retry (same config) resumes; a rerun of the window with other settings must not resume a foreign
+    checkpoint: it trains from step 0 in a folder of its own config digest."""
     dates = write_samples(tmp_path, users=40, windows=2, seed=3)
     config = small_config(tmp_path, epochs=1, checkpoint_every=1, tracking_uri=DEAD_SERVER)
     with pytest.raises(TrainingInterrupted):
         train(config=config, eval_window=dates[-1], stop_after_steps=1)
     other = small_config(tmp_path, epochs=1, checkpoint_every=1, tracking_uri=DEAD_SERVER, budget=640)
-    with pytest.raises(ValueError, match="written for another config"):
+    with pytest.raises(TrackingUnavailableError):
         train(config=other, eval_window=dates[-1])
+    result = json.loads((tmp_path / "runs" / dates[-1].isoformat() / "result.json").read_text())
+    assert result["resumed_from_step"] == 0
+    assert len(list((tmp_path / "runs" / dates[-1].isoformat() / "checkpoints").glob("*/LATEST"))) == 2
+
+
+def _run_group(cmd: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Runs ``cmd`` in its own process group; on a timeout the whole group (torchrun's workers too) is killed."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"torchrun did not finish within {timeout_s} s: {err[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def test_torchrun_two_cpu_processes_give_the_same_loss_curve_shape(tmp_path):
@@ -155,9 +176,11 @@ def test_torchrun_two_cpu_processes_give_the_same_loss_curve_shape(tmp_path):
     config_file = tmp_path / "train.config"
     config_file.write_text(small_config_text(tmp_path, epochs=2, tracking_uri=DEAD_SERVER))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "components.train",
-           "--config", str(config_file), "--window", dates[-1].isoformat(), "--no-register", "--json"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    # --standalone: a free rendezvous port on localhost, so parallel runs never meet on 29500.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "components.train", "--config", str(config_file), "--window", dates[-1].isoformat(),
+           "--no-register", "--json"]
+    proc = _run_group(cmd, env, timeout_s=300)
     result = json.loads((tmp_path / "runs" / dates[-1].isoformat() / "result.json").read_text())
     assert "No model version was registered" in proc.stderr, proc.stderr[-3000:]
     curve = [loss for _, loss in result["loss_curve"]]

@@ -1,12 +1,11 @@
 """Makes the synthetic-sample helpers importable and runs these tests with one torch thread.
 
-Without a GPU the Triton kernels run under Triton's CPU interpreter (TRITON_INTERPRET=1, as in tests/kernels).
+Without a GPU the Triton kernels run under Triton's CPU interpreter (set in tests/conftest.py).
 
 The test machine's 2 cores are shared by several processes; with 2 OpenMP threads per process the small
 matmuls here ran ~30x slower under that contention than with one thread.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,8 +13,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-if not torch.cuda.is_available():
-    os.environ["TRITON_INTERPRET"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="package")
