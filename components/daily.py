@@ -64,7 +64,7 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
     tags = {"dag_id": dag_id, "dag_run_id": dag_run_id, **{f"param.{k}": str(v) for k, v in params.items()}}
     result = train(config=config, eval_window=day, train_windows=windows, tags=tags)
     return {"run_id": result.run_id, "version": result.registered_version, "model_uri": result.model_uri,
-            "steps": result.steps, "final_loss": result.final_loss}
+            "steps": result.steps, "final_loss": _for_xcom({"loss": result.final_loss})["loss"]}
 
 
 def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict[str, float] | None, str | None]:
@@ -90,9 +90,16 @@ def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,
     champion_version = current_aliases(config).champion
     challenger, challenger_error = _score(config, day, challenger_version)
     champion, champion_error = _score(config, day, champion_version)
-    return {"window": window, "challenger_version": challenger_version, "challenger": challenger,
-            "challenger_error": challenger_error, "champion_version": champion_version, "champion": champion,
-            "champion_error": champion_error}
+    return {"window": window, "challenger_version": challenger_version, "challenger": _for_xcom(challenger),
+            "challenger_error": challenger_error, "champion_version": champion_version,
+            "champion": _for_xcom(champion), "champion_error": champion_error}
+
+
+def _for_xcom(metrics: dict[str, float] | None) -> dict[str, float | None] | None:
+    """XCom is JSON, which has no NaN: a NaN travels as None (and :func:`_nan_safe` turns it back)."""
+    if metrics is None:
+        return None
+    return {k: None if math.isnan(v) else float(v) for k, v in metrics.items()}
 
 
 def _nan_safe(metrics: dict[str, float] | None) -> dict[str, float] | None:

@@ -42,6 +42,9 @@ def airflow_env(work_dir: Path) -> dict[str, str]:
         "HSTU_WORK_DIR": str(work_dir),
         "MLFLOW_TRACKING_URI": f"sqlite:///{work_dir}/mlflow.db",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        # The local data is historical: a scheduled run for today finds no raw data and should say so soon.
+        "HSTU_RAW_DATA_POKE_S": "10",
+        "HSTU_RAW_DATA_TIMEOUT_S": "60",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     })
     return env

@@ -137,6 +137,7 @@ def _epochs(trainer: Trainer, state: TrainState, files: list[Path], config: Pipe
         if t.max_steps and state.step >= t.max_steps:
             break
         state.position = LoaderPosition(epoch=epoch + 1)
+    progress.update(state, flush=True)  # the steps since the last logged interval count too
 
 
 def _fit(config: PipelineConfig, windows: list[date], eval_window: date, tracker: Any,

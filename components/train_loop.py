@@ -245,11 +245,16 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-    def update(self, state: TrainState) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-        if state.step % max(1, self.cfg.log_every_steps):
-            return
+    def update(self, state: TrainState, flush: bool = False) -> None:
+        """Counts a step; every ``log_every_steps`` (or on ``flush``, if any step is pending) logs the interval."""
+        if flush:
+            if not state.interval["steps"]:
+                return
+        else:
+            if self.bar is not None:
+                self.bar.update(1)
+            if state.step % max(1, self.cfg.log_every_steps):
+                return
         iv, now = state.interval, time.perf_counter()
         seconds = max(now - self.t0, 1e-9)
         loss = self.reduce(float(iv["loss"]) / max(iv["steps"], 1))

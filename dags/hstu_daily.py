@@ -28,6 +28,9 @@ MODEL = Asset(name="dlrm_hstu_model", uri="file:///hstu/models/dlrm_hstu")
 RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True}
 # Scale-out switch: set to an Airflow Spark connection id to run the sample job through spark-submit.
 SPARK_CONN_ID = os.environ.get("HSTU_SPARK_CONN_ID", "")
+# How long a run waits for its raw data (the local stack, whose data is historical, gives up quickly).
+RAW_DATA_WAIT = {"poke_interval": int(os.environ.get("HSTU_RAW_DATA_POKE_S", 300)),
+                 "timeout": int(os.environ.get("HSTU_RAW_DATA_TIMEOUT_S", 6 * 3600))}
 
 
 def _run_config():
@@ -82,7 +85,7 @@ def hstu_daily():
 
         return plan_windows(config=_run_config(), eval_window=_window())
 
-    @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule")
+    @task.sensor(mode="reschedule", **RAW_DATA_WAIT)
     def wait_for_raw_data(plan: dict):
         from airflow.sdk import PokeReturnValue
 

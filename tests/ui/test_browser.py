@@ -65,7 +65,8 @@ def _token(password: str) -> str:
 def _wait_for_run(token: str, timeout_s: float = 900) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        runs = _api("/api/v2/dags/hstu_daily/dagRuns?order_by=-start_date&limit=1", token)["dag_runs"]
+        # Only the manual run: unpausing on trigger also schedules today's run, which finds no raw data.
+        runs = _api("/api/v2/dags/hstu_daily/dagRuns?run_type=manual&limit=1", token)["dag_runs"]
         if runs and runs[0]["state"] in ("success", "failed"):
             return runs[0]
         time.sleep(10)

@@ -1,0 +1,31 @@
+"""The DAG's step functions: what crosses XCom is JSON, and NaN survives the trip as a failure."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from pathlib import Path
+
+from components.config import load_config
+from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows
+
+SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
+
+
+def test_nan_metrics_cross_xcom_and_never_pass_the_gate():
+    config = load_config(SMALL)
+    sent = json.loads(json.dumps(_for_xcom({"is_click": 0.71, "is_like": math.nan}), allow_nan=False))
+    assert sent == {"is_click": 0.71, "is_like": None}
+    assert math.isnan(_nan_safe(sent)["is_like"])
+    evaluated = {"challenger": sent, "champion": None, "challenger_error": None, "champion_error": None}
+    decision = gate_decision(config=config, evaluated=evaluated, force=False)
+    assert not decision.passed and not decision.promote
+    assert any(row.task == "is_like" and not row.passed for row in decision.rows)
+
+
+def test_plan_windows_lists_training_windows_then_the_evaluation_window():
+    plan = plan_windows(config=load_config(SMALL), eval_window="2022-04-15")
+    assert plan["windows"] == ["2022-04-12", "2022-04-13", "2022-04-14", "2022-04-15"]
+    assert (plan["first"], plan["end"]) == ("2022-04-12", "2022-04-16")
+    assert date.fromisoformat(plan["end"]) > date.fromisoformat(plan["eval"])
