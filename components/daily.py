@@ -58,9 +58,15 @@ def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str
 def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
                      dag_run_id: str) -> dict[str, Any]:
     """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
+    from components.tracking import find_version, model_version_uri
     from components.train import train
 
     day, windows = _windows(config, eval_window)
+    done = find_version(config, tags={"dag_run_id": dag_run_id, "window": eval_window})
+    if done is not None:  # a retry after the registration succeeded: same output, no second version
+        log.info("version %s was already registered by this run for %s; not training again", done, eval_window)
+        return {"run_id": None, "version": done, "steps": 0, "final_loss": None,
+                "model_uri": model_version_uri(config.promotion.registered_model_name, done)}
     tags = {"dag_id": dag_id, "dag_run_id": dag_run_id, **{f"param.{k}": str(v) for k, v in params.items()}}
     result = train(config=config, eval_window=day, train_windows=windows, tags=tags)
     return {"run_id": result.run_id, "version": result.registered_version, "model_uri": result.model_uri,

@@ -421,6 +421,21 @@ def annotate_run(config: PipelineConfig, run_id: str, *, tags: Mapping[str, str]
             client.log_text(run_id, text, artifact_file)
 
 
+def find_version(config: PipelineConfig, *, tags: Mapping[str, str]) -> str | None:
+    """The newest version of the registered model carrying all of ``tags`` (e.g. this DAG run's window), or
+    None: lets a retried task find what its earlier attempt registered instead of registering it twice."""
+    uri = resolve_tracking_uri(config)
+    check_tracking_server(uri)
+    name = config.promotion.registered_model_name
+    with clear_unreachable_errors(uri):
+        try:
+            versions = client_for(uri).search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return None
+    matches = [int(v.version) for v in versions if all(v.tags.get(k) == str(t) for k, t in tags.items())]
+    return str(max(matches)) if matches else None
+
+
 def model_version_uri(name: str, version: str | int) -> str:
     return f"models:/{name}/{version}"
 

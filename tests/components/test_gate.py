@@ -349,3 +349,13 @@ def test_annotate_run_adds_tags_and_text(store):
     client = MlflowClient(target.tracking_uri)
     assert client.get_run(run_id).data.tags["hstu.outcome"] == "promoted"
     assert "report.md" in [a.path for a in client.list_artifacts(run_id)]
+
+
+def test_find_version_finds_what_a_dag_run_registered(store):
+    from components.tracking import find_version
+
+    cfg, _, versions = _setup(store, "retry_model", 2)
+    assert find_version(cfg, tags={"dag_run_id": "r", "window": "2022-04-09"}) == versions[-1]
+    assert find_version(cfg, tags={"dag_run_id": "another run", "window": "2022-04-09"}) is None
+    unknown = cfg.replace(promotion=dataclasses.replace(cfg.promotion, registered_model_name="nothing_yet"))
+    assert find_version(unknown, tags={"dag_run_id": "r"}) is None
