@@ -46,7 +46,8 @@ def test_daily_run_promotes_then_dry_run_moves_nothing(airflow):
     report = (work / "reports" / "2022-04-09.md").read_text()
     assert "**Outcome:** promoted to @champion" in report
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    assert client.get_registered_model("dlrm_hstu").aliases == {"champion": "1", "challenger": "1"}
+    aliases = {k: str(v) for k, v in client.get_registered_model("dlrm_hstu").aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "1"}
     run = client.get_run(client.get_model_version("dlrm_hstu", "1").run_id)
     assert run.data.tags["dag_id"] == "hstu_daily" and run.data.tags["hstu.outcome"] == "promoted to @champion"
     assert run.data.tags["param.dry_run"] == "False"
@@ -55,7 +56,7 @@ def test_daily_run_promotes_then_dry_run_moves_nothing(airflow):
     second = _dags_test(env, "2022-04-11T03:00:00+00:00", {"dry_run": True, "kernel": "TRITON"})
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert "**Outcome:** dry run" in (work / "reports" / "2022-04-10.md").read_text()
-    aliases = client.get_registered_model("dlrm_hstu").aliases
+    aliases = {k: str(v) for k, v in client.get_registered_model("dlrm_hstu").aliases.items()}
     assert aliases["champion"] == "1" and "previous_champion" not in aliases
     tags = client.get_model_version("dlrm_hstu", "2").tags
     assert "gate_dry_run.passed" in tags and "gate.passed" not in tags
