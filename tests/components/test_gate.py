@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow import MlflowClient
 
 from components.config import PromotionConfig, TaskRule, TrackingConfig, load_config
 from components.gate import (
@@ -24,7 +23,7 @@ from components.gate import (
     rollback,
     run_gate,
 )
-from components.tracking import TrackingUnavailableError, connect, register_version, start_run
+from components.tracking import TrackingUnavailableError, client_for, connect, register_version, start_run
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = PromotionConfig("m", 0.55, 0.01, (TaskRule("is_like", 0.60, 0.02),), ("is_click", "is_like"))
@@ -142,7 +141,7 @@ def _setup(store, name: str, n_versions: int):
     cfg = cfg.replace(promotion=dataclasses.replace(RULES, registered_model_name=name))
     versions = [register_version(target, run_id=run_id, model_uri=model_uri, window="2022-04-09",
                                  model_name=name).version for _ in range(n_versions)]
-    return cfg, MlflowClient(target.tracking_uri), versions
+    return cfg, client_for(target.tracking_uri), versions
 
 
 def _evaluator(scores: dict[str, object], calls: list | None = None):
@@ -346,7 +345,7 @@ def test_annotate_run_adds_tags_and_text(store):
 
     cfg, target, run_id, _ = store
     annotate_run(cfg, run_id, tags={"hstu.outcome": "promoted"}, texts={"report.md": "# done\n"})
-    client = MlflowClient(target.tracking_uri)
+    client = client_for(target.tracking_uri)
     assert client.get_run(run_id).data.tags["hstu.outcome"] == "promoted"
     assert "report.md" in [a.path for a in client.list_artifacts(run_id)]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow import MlflowClient
 
 from components.config import TrackingConfig, load_config
 from components.tracking import (
     TrackingUnavailableError,
     check_tracking_server,
+    client_for,
     connect,
     load_model,
     model_alias_uri,
@@ -90,7 +90,7 @@ def test_run_logs_tags_params_statistics_steps_config_and_plots(target):
             run.log_step_metrics({"train/loss": loss, "train/tokens_per_s": 100.0 + step}, step=step)
         run.log_curves("plots/loss.png", {"train": ([0, 1, 2], [0.9, 0.7, 0.6])}, ylabel="loss")
         run.log_histogram("plots/seq_len.png", [0, 8, 16, 32], [5, 9, 1], xlabel="tokens")
-    client = MlflowClient(target.tracking_uri)
+    client = client_for(target.tracking_uri)
     logged = client.get_run(run.run_id)
     assert logged.info.status == "FINISHED"
     assert {k: logged.data.tags[k] for k in ("dag_id", "dag_run_id", "window")} == {
@@ -110,7 +110,7 @@ def test_failed_training_ends_failed_and_can_never_be_registered(target):
         with start_run(target, dag_id="d", dag_run_id="r1", window="2022-04-09") as run:
             logged = run.log_model(_tiny_module())
             raise RuntimeError("boom")
-    assert MlflowClient(target.tracking_uri).get_run(run.run_id).info.status == "FAILED"
+    assert client_for(target.tracking_uri).get_run(run.run_id).info.status == "FAILED"
     with pytest.raises(ValueError, match="status FAILED"):
         register_version(target, run_id=run.run_id, model_uri=logged.model_uri, window="2022-04-09",
                          model_name="tracking_failed")
@@ -130,7 +130,7 @@ def test_logged_registered_model_gives_identical_outputs_in_a_fresh_process(targ
         logged = run.log_model(module)
     version = register_version(target, run_id=run.run_id, model_uri=logged.model_uri, window="2022-04-09",
                                train_windows=["2022-04-07", "2022-04-08"], model_name="tracking_roundtrip")
-    client = MlflowClient(target.tracking_uri)
+    client = client_for(target.tracking_uri)
     tags = client.get_model_version("tracking_roundtrip", version.version).tags
     assert tags["run_id"] == run.run_id and tags["window"] == "2022-04-09"
     assert tags["train_windows"] == "2022-04-07,2022-04-08" and tags["dag_run_id"] == "r3"
@@ -156,7 +156,7 @@ def test_system_metrics_are_logged_when_enabled(work_dir, monkeypatch):
     with start_run(target, dag_id="d", dag_run_id="r4", window="2022-04-09") as run:
         run.log_step_metrics({"train/loss": 1.0}, step=0)
         time.sleep(1.5)  # the monitor publishes after one sampling interval (1 s here)
-    metrics = MlflowClient(target.tracking_uri).get_run(run.run_id).data.metrics
+    metrics = client_for(target.tracking_uri).get_run(run.run_id).data.metrics
     assert any(k.startswith("system/") for k in metrics), sorted(metrics)
 
 

@@ -19,7 +19,7 @@ from train_data import REPO, small_config, small_config_text, write_samples
 
 from components.evaluate import evaluate_uri
 from components.loader import sample_files
-from components.tracking import TrackingUnavailableError
+from components.tracking import TrackingUnavailableError, client_for
 from components.train import TrainingInterrupted, train
 from hstu_model.batch import collate
 from hstu_model.model import build_model
@@ -55,10 +55,9 @@ def test_local_results_are_written(trained):
 
 
 def test_mlflow_run_holds_config_stats_metrics_plots_and_model(trained):
-    from mlflow import MlflowClient
 
     config, dates, result = trained
-    client = MlflowClient(config.tracking.tracking_uri)
+    client = client_for(config.tracking.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["dag_id"] == "test_dag" and run.data.tags["window"] == dates[-1].isoformat()

@@ -45,7 +45,7 @@ def test_daily_run_promotes_then_dry_run_moves_nothing(airflow):
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     report = (work / "reports" / "2022-04-09.md").read_text()
     assert "**Outcome:** promoted to @champion" in report
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     aliases = {k: str(v) for k, v in client.get_registered_model("dlrm_hstu").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "1"}
     run = client.get_run(client.get_model_version("dlrm_hstu", "1").run_id)
