@@ -124,14 +124,15 @@ def gate_decision(*, config: PipelineConfig, evaluated: dict[str, Any], force: b
                   champion_error=evaluated["champion_error"])
 
 
-def decide_for_run(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool) -> dict[str, Any]:
+def decide_for_run(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool,
+                   decided_at: str = "") -> dict[str, Any]:
     """The gate task: the decision with its per-task rows (nothing is written to the registry yet)."""
     from components.gate import render_markdown
 
     decision = gate_decision(config=config, evaluated=evaluated, force=force)
     table = render_markdown(decision, model_name=config.promotion.registered_model_name,
                             version=evaluated["challenger_version"], champion_version=evaluated["champion_version"],
-                            window=evaluated["window"])
+                            window=evaluated["window"], decided_at=decided_at)
     log.info("gate decision for version %s:\n%s", evaluated["challenger_version"], table)
     return {"passed": decision.passed, "forced": decision.forced, "promote": decision.promote,
             "summary": decision.summary, "table": table}

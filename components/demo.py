@@ -56,11 +56,13 @@ def _summary(work_dir: Path, windows: list[date]) -> None:
         r = json.loads(result.read_text())
         print(f"\nwindow {window}: version {r.get('registered_version')}, {r['steps']} steps, "
               f"final loss {r['final_loss']:.4f}")
-        refs = r.get("references", {})
-        print(f"  {'task':<10} {'model AUC':>10} {'gAUC':>8} " + " ".join(f"{k:>11}" for k in refs))
-        for task, m in r["metrics"].get("tasks", {}).items():
-            ref = " ".join(f"{refs[k].get(task, float('nan')):>11.4f}" for k in refs)
-            print(f"  {task:<10} {m['auc']:>10.4f} {m.get('grouped_auc', float('nan')):>8.4f} {ref}")
+        refs, metrics = r.get("references", {}), r["metrics"]
+        print(f"  {'task':<10} {'model AUC':>10} {'gAUC':>8} " + " ".join(f"{k:>20}" for k in refs))
+        for task in sorted({k.split("/")[1] for k in metrics if k.startswith("eval/") and k.endswith("/auc")}
+                           - set(refs)):
+            ref = " ".join(f"{refs[k].get(task, float('nan')):>20.4f}" for k in refs)
+            print(f"  {task:<10} {metrics[f'eval/{task}/auc']:>10.4f} "
+                  f"{metrics.get(f'eval/{task}/grouped_auc', float('nan')):>8.4f} {ref}")
     reports = sorted((work_dir / "reports").glob("*.md")) if (work_dir / "reports").exists() else []
     for report in reports[-2:]:
         print("\n" + report.read_text())

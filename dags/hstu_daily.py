@@ -129,8 +129,9 @@ def hstu_daily():
     def gate(evaluated: dict):
         from components.daily import decide_for_run
 
-        force = get_current_context()["params"]["force_promote"]
-        return decide_for_run(config=_run_config(), evaluated=evaluated, force=force)
+        ctx = get_current_context()
+        return decide_for_run(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
+                              decided_at=ctx["dag_run"].run_after.isoformat())
 
     @task(outlets=[MODEL])
     def promote(evaluated: dict, decision: dict):
