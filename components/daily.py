@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,28 @@ def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict
     except Exception as exc:  # noqa: BLE001 - a failed evaluation is recorded and never passes the gate
         log.warning("evaluation of version %s on %s failed", version, day, exc_info=True)
         return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: str, gpus: int,
+                    tags: dict[str, str]) -> str:
+    """The training command a container runs (HSTU_TRAIN_LAUNCHER=docker): torchrun over ``gpus`` GPUs, with
+    the run's resolved kernel and windows, and its tags (one shell-quoted string, as DockerOperator takes it)."""
+    cmd = ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "components.train",
+           "--config", config_file, "--window", eval_window, "--train-windows", str(config.data.train_windows),
+           "--kernel", config.model.kernel, "--json",
+           *[arg for k, v in tags.items() for arg in ("--tag", f"{k}={v}")]]
+    return shlex.join(cmd)
+
+
+def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: str) -> str:
+    """The version this DAG run's training registered for ``window`` (found by its tags, wherever it ran)."""
+    from components.tracking import find_version
+
+    version = find_version(config, tags={"dag_run_id": dag_run_id, "window": window})
+    if version is None:
+        raise ValueError(f"no version of {config.promotion.registered_model_name} is tagged with dag_run_id "
+                         f"{dag_run_id!r} and window {window}: did the training register one?")
+    return version
 
 
 def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,

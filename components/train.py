@@ -36,7 +36,7 @@ import torch
 
 from components import checkpoint as ckpt
 from components import plots
-from components.config import PipelineConfig, load_config
+from components.config import PipelineConfig, apply_overrides, load_config
 from components.evaluate import EvalResult, evaluate_model
 from components.loader import LoaderPosition, StreamConfig, make_loader, sample_files, sample_tokens
 from components.train_loop import Progress, Trainer, TrainState, init_distributed
@@ -248,20 +248,29 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--window", required=True, type=date.fromisoformat, help="evaluation window YYYY-MM-DD")
     parser.add_argument("--train-windows", type=int, default=None, help="number of windows before --window")
+    parser.add_argument("--kernel", choices=("TRITON", "PYTORCH"), help="override model_config.kernel")
     parser.add_argument("--no-register", action="store_true")
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="MLflow run tag, repeatable (the DAG passes dag_id, dag_run_id and its Params)")
     parser.add_argument("--json", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    bad = [t for t in args.tag if "=" not in t]
+    if bad:
+        parser.error(f"--tag needs KEY=VALUE, got {bad[0]!r}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``torchrun -m components.train`` (and one process without a launcher)."""
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    config = load_config(args.config)
+    config = apply_overrides(load_config(args.config), kernel=args.kernel)
     windows = None
     if args.train_windows:
         windows = training_windows(args.window, count=args.train_windows, window_days=config.data.window_days)
-    result = train(config=config, eval_window=args.window, train_windows=windows, register=not args.no_register)
+    tags = dict(t.split("=", 1) for t in args.tag)
+    result = train(config=config, eval_window=args.window, train_windows=windows, register=not args.no_register,
+                   tags=tags)
     if int(os.environ.get("RANK", "0")) == 0:
         auc = {k: v for k, v in result.metrics.items() if k.endswith("/auc")}
         print(json.dumps(dataclasses.asdict(result), default=str) if args.json else

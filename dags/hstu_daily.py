@@ -28,6 +28,9 @@ MODEL = Asset(name="dlrm_hstu_model", uri="file:///hstu/models/dlrm_hstu")
 RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True}
 # Scale-out switch: set to an Airflow Spark connection id to run the sample job through spark-submit.
 SPARK_CONN_ID = os.environ.get("HSTU_SPARK_CONN_ID", "")
+# Scale-out switch: "docker" trains in HSTU_TRAINER_IMAGE with torchrun over HSTU_TRAIN_GPUS GPUs.
+TRAIN_LAUNCHER = os.environ.get("HSTU_TRAIN_LAUNCHER", "local")
+TRAIN_GPUS = int(os.environ.get("HSTU_TRAIN_GPUS", "1"))
 # How long a run waits for its raw data (the local stack, whose data is historical, gives up quickly).
 RAW_DATA_WAIT = {"poke_interval": int(os.environ.get("HSTU_RAW_DATA_POKE_S", 300)),
                  "timeout": int(os.environ.get("HSTU_RAW_DATA_TIMEOUT_S", 6 * 3600))}
@@ -81,9 +84,15 @@ def _window() -> str:
 def hstu_daily():
     @task
     def plan_windows():
-        from components.daily import plan_windows
+        from components.daily import plan_windows, trainer_command
 
-        return plan_windows(config=_run_config(), eval_window=_window())
+        ctx, config = get_current_context(), _run_config()
+        plan = plan_windows(config=config, eval_window=_window())
+        tags = {"dag_id": ctx["dag"].dag_id, "dag_run_id": ctx["run_id"],
+                **{f"param.{k}": str(v) for k, v in ctx["params"].items()}}
+        plan["trainer_command"] = trainer_command(config=config, config_file=ctx["params"]["config_file"],
+                                                  eval_window=plan["eval"], gpus=TRAIN_GPUS, tags=tags)
+        return plan
 
     @task.sensor(mode="reschedule", **RAW_DATA_WAIT)
     def wait_for_raw_data(plan: dict):
@@ -118,12 +127,28 @@ def hstu_daily():
         return train_challenger(config=_run_config(), eval_window=_window(), params=dict(ctx["params"]),
                              dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"])
 
-    @task(**RETRY)
-    def evaluate(trained: dict):
-        from components.daily import evaluate_challenger_and_champion
+    def docker_train():
+        from airflow.providers.docker.operators.docker import DockerOperator
+        from docker.types import DeviceRequest, Mount
 
-        return evaluate_challenger_and_champion(config=_run_config(), window=_window(),
-                                                challenger_version=trained["version"])
+        return DockerOperator(
+            task_id="train", image=os.environ.get("HSTU_TRAINER_IMAGE", "hstu-pipeline/trainer:0.1.0"),
+            command="{{ ti.xcom_pull(task_ids='plan_windows')['trainer_command'] }}",
+            environment={k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
+                                                    "MLFLOW_TRACKING_PASSWORD") if k in os.environ},
+            device_requests=[DeviceRequest(count=TRAIN_GPUS, capabilities=[["gpu"]])],
+            mounts=[Mount(target="/data", source=os.environ.get("HSTU_DATA_VOLUME", "hstu_data"), type="volume")],
+            network_mode=os.environ.get("HSTU_DOCKER_NETWORK", "bridge"), auto_remove="success",
+            mount_tmp_dir=False, do_xcom_push=False, **RETRY)
+
+    @task(**RETRY)
+    def evaluate():
+        from components.daily import evaluate_challenger_and_champion, registered_challenger
+
+        ctx = get_current_context()
+        config, window = _run_config(), _window()
+        version = registered_challenger(config=config, window=window, dag_run_id=ctx["run_id"])
+        return evaluate_challenger_and_champion(config=config, window=window, challenger_version=version)
 
     @task
     def gate(evaluated: dict):
@@ -155,9 +180,10 @@ def hstu_daily():
 
     plan = plan_windows()
     samples = spark_submit_samples() if SPARK_CONN_ID else build_samples(plan)
-    trained = train()
+    trained = docker_train() if TRAIN_LAUNCHER == "docker" else train()
     wait_for_raw_data(plan) >> samples >> trained
-    evaluated = evaluate(trained)
+    evaluated = evaluate()
+    trained >> evaluated
     promote(evaluated, gate(evaluated)) >> report()
 
 

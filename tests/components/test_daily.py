@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from datetime import date
 from pathlib import Path
 
 from components.config import load_config
-from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows
+from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows, trainer_command
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -29,3 +30,20 @@ def test_plan_windows_lists_training_windows_then_the_evaluation_window():
     assert plan["windows"] == ["2022-04-12", "2022-04-13", "2022-04-14", "2022-04-15"]
     assert (plan["first"], plan["end"]) == ("2022-04-12", "2022-04-16")
     assert date.fromisoformat(plan["end"]) > date.fromisoformat(plan["eval"])
+
+
+def test_trainer_command_runs_torchrun_with_the_runs_settings():
+    config = load_config(SMALL)
+    cmd = shlex.split(trainer_command(config=config, config_file="/data/c.config", eval_window="2022-04-15",
+                                      gpus=4, tags={"dag_run_id": "manual run 1", "param.kernel": "TRITON"}))
+    assert cmd[:5] == ["torchrun", "--standalone", "--nproc-per-node=4", "-m", "components.train"]
+    assert cmd[cmd.index("--window") + 1] == "2022-04-15" and cmd[cmd.index("--train-windows") + 1] == "3"
+    assert cmd[cmd.index("--kernel") + 1] == "PYTORCH"
+    assert "dag_run_id=manual run 1" in cmd and "param.kernel=TRITON" in cmd
+
+
+def test_trainer_cli_takes_tags_and_kernel():
+    from components.train import _parse_args
+
+    args = _parse_args(["--config", "c", "--window", "2022-04-15", "--kernel", "TRITON", "--tag", "a=b=c"])
+    assert args.kernel == "TRITON" and args.tag == ["a=b=c"]

@@ -22,6 +22,10 @@ print(json.dumps({
     "tasks": sorted(dag.task_ids) if dag else [],
     "samples": type(dag.get_task("build_samples")).__name__ if dag else None,
     "samples_args": getattr(dag.get_task("build_samples"), "application_args", None) if dag else None,
+    "train": type(dag.get_task("train")).__name__ if dag else None,
+    "train_image": getattr(dag.get_task("train"), "image", None) if dag else None,
+    "train_command": getattr(dag.get_task("train"), "command", None) if dag else None,
+    "train_gpus": [r.count for r in getattr(dag.get_task("train"), "device_requests", None) or []] if dag else [],
     "params": sorted(dag.params.keys()) if dag else [],
     "catchup": dag.catchup if dag else None,
 }))
@@ -57,3 +61,12 @@ def test_spark_connection_switches_samples_to_spark_submit(tmp_path):
         "--window-start", "{{ ti.xcom_pull(task_ids='plan_windows')['first'] }}",
         "--window-end", "{{ ti.xcom_pull(task_ids='plan_windows')['end'] }}",
         "--work-dir", "{{ ti.xcom_pull(task_ids='plan_windows')['work_dir'] }}"]
+
+
+def test_docker_launcher_trains_in_the_trainer_image_on_gpus(tmp_path):
+    info = _parse(tmp_path, HSTU_TRAIN_LAUNCHER="docker", HSTU_TRAINER_IMAGE="hstu-pipeline/trainer:0.1.0",
+                  HSTU_TRAIN_GPUS="4")
+    assert info["errors"] == {} and info["heavy"] == []
+    assert info["train"] == "DockerOperator" and info["train_image"] == "hstu-pipeline/trainer:0.1.0"
+    assert info["train_gpus"] == [4]
+    assert info["train_command"] == "{{ ti.xcom_pull(task_ids='plan_windows')['trainer_command'] }}"
