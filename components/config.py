@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from components.proto import pipeline_pb2
-from hstu_model.config import EmbeddingTableConfig, ModelConfig, model_config_from_proto
+from hstu_model.config import EmbeddingTableConfig, ModelConfig, decimal_float, model_config_from_proto
 from hstu_model.config_text import ConfigError, FieldLines, parse_text
 from hstu_model.proto import model_pb2
 
@@ -151,17 +151,13 @@ class PipelineConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _f32(value: float) -> float:
-    return float(f"{value:.7g}")
-
-
 def _section(cls, msg: Message):
     """Builds dataclass ``cls`` from the same-named fields of ``msg`` (proto2 gives the schema defaults)."""
     values = {}
     for f in fields(cls):
         value = getattr(msg, f.name)
         if isinstance(value, float):
-            value = _f32(value)
+            value = decimal_float(value)
         elif hasattr(value, "extend"):  # repeated field
             value = tuple(value)
         elif f.type in ("str",) and isinstance(value, int):  # enums are shown by name
@@ -212,7 +208,7 @@ def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
         raise fail("train_config.sparse_optimizer.name", f"must be 'rowwise_adagrad' or 'adam', got {sparse_cfg.name!r}")
     values = {f.name: getattr(msg, f.name) for f in fields(TrainConfig) if "optimizer" not in f.name}
     values["precision"] = pipeline_pb2.Precision.Name(msg.precision)
-    values["grad_clip_norm"] = _f32(msg.grad_clip_norm)
+    values["grad_clip_norm"] = decimal_float(msg.grad_clip_norm)
     train = TrainConfig(dense_optimizer=dense, sparse_optimizer=sparse_cfg, **values)
     if train.batch_token_budget <= 0:
         raise fail("train_config.batch_token_budget", f"must be > 0, got {train.batch_token_budget}")

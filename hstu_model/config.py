@@ -125,7 +125,7 @@ class ModelConfig:
     embedding_tables: tuple[EmbeddingTableConfig, ...] = ()
 
 
-def _f32(value: float) -> float:
+def decimal_float(value: float) -> float:
     """A proto float as the decimal the user wrote (0.1, not 0.10000000149)."""
     return float(f"{value:.7g}")
 
@@ -164,7 +164,7 @@ def _feature_groups(msg: model_pb2.ModelConfig, fail) -> FeatureGroups:
 def _stu(msg: model_pb2.StuConfig, fail) -> StuConfig:
     base = "model_config.dlrm_hstu.hstu.stu"
     stu = StuConfig(msg.embedding_dim, msg.num_heads, msg.hidden_dim, msg.attention_dim,
-                    _f32(msg.output_dropout_ratio), msg.use_group_norm)
+                    decimal_float(msg.output_dropout_ratio), msg.use_group_norm)
     for name in ("embedding_dim", "num_heads", "hidden_dim", "attention_dim"):
         _positive(getattr(stu, name), f"{base}.{name}", fail)
     _ratio(stu.output_dropout_ratio, f"{base}.output_dropout_ratio", fail)
@@ -225,7 +225,7 @@ def _hstu(msg: model_pb2.HstuConfig, fail) -> HstuConfig:
         _positive(positional.num_time_buckets, f"{base}.positional_encoder.num_time_buckets", fail)
     _ratio(msg.input_dropout_ratio, f"{base}.input_dropout_ratio", fail)
     _positive(msg.attn_num_layers, f"{base}.attn_num_layers", fail)
-    return HstuConfig(_stu(msg.stu, fail), _f32(msg.input_dropout_ratio), msg.attn_num_layers, positional,
+    return HstuConfig(_stu(msg.stu, fail), decimal_float(msg.input_dropout_ratio), msg.attn_num_layers, positional,
                       _preprocessor(msg.input_preprocessor, fail), _postprocessor(msg.output_postprocessor, fail))
 
 
@@ -253,7 +253,7 @@ def _tasks(msg: model_pb2.FusionMtlTowerConfig, fail) -> tuple[TaskConfig, ...]:
         metrics = tuple(m.WhichOneof("metric") for m in t.metrics if m.WhichOneof("metric")) or ("auc",)
         names.add(t.task_name)
         masks.add(t.task_bitmask)
-        tasks.append(TaskConfig(t.task_name, t.label_name, t.task_bitmask, metrics, _f32(t.weight)))
+        tasks.append(TaskConfig(t.task_name, t.label_name, t.task_bitmask, metrics, decimal_float(t.weight)))
     return tuple(tasks)
 
 
@@ -265,7 +265,7 @@ def _tower(msg: model_pb2.MlpTowerConfig, fail) -> TowerConfig:
         raise fail(f"{base}.use_bn", "batch norm is not supported (it makes a sample depend on its batch)")
     for i, units in enumerate(msg.hidden_units):
         _positive(units, f"{base}.hidden_units[{i}]", fail)
-    return TowerConfig(tuple(msg.hidden_units) or (512,), msg.activation, msg.use_ln, tuple(map(_f32, msg.dropout_ratio)))
+    return TowerConfig(tuple(msg.hidden_units) or (512,), msg.activation, msg.use_ln, tuple(map(decimal_float, msg.dropout_ratio)))
 
 
 def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None = None) -> ModelConfig:

@@ -15,32 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES, TRUTH_COLUMNS, TRUTH_KEY
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Exact ROC AUC, P(score_pos > score_neg) + 0.5 P(tie), via average ranks.
-
-    Args:
-        scores: float [N]; labels: [N], nonzero = positive.
-    Returns:
-        the AUC, or NaN when the labels hold only one class.
-    """
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels) != 0
-    if scores.shape != labels.shape or scores.ndim != 1:
-        raise ValueError(f"scores {scores.shape} and labels {labels.shape}; expected two equal 1-d shapes")
-    n_pos = int(labels.sum())
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
-    # Tie groups in the sorted scores: each gets the mean of its 1-based ranks.
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    ends = np.r_[starts[1:], len(s)]
-    mean_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(len(s))
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+from hstu_model.metrics import auc  # the exact AUC the evaluator uses, so oracle and model compare alike
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.config import ACTIONS
+
 EVENT_COLUMNS: tuple[str, ...] = (
     "user_id", "video_id", "date", "hourmin", "time_ms", "is_click", "is_like", "is_follow", "is_comment",
     "is_forward", "is_hate", "long_view", "play_time_ms", "duration_ms", "profile_stay_time",
     "comment_stay_time", "is_profile_enter", "is_rand", "tab",
 )
 # DESIGN §4.2 bit order: bit k of the action weight is ACTION_COLUMNS[k].
-ACTION_COLUMNS: tuple[str, ...] = (
-    "is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view", "is_profile_enter",
-)
+ACTION_COLUMNS: tuple[str, ...] = ACTIONS
 TASK_NAMES: tuple[str, ...] = (
     "click", "like", "follow", "comment", "forward", "hate", "long_view", "profile_enter",
 )
