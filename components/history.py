@@ -1,7 +1,10 @@
 """Per-user history state: each user's last ``max_uih_len`` clean events before a day, kept in Parquet.
 
-``{work_dir}/history/dt=D/`` holds, per user, the events strictly before day D (ascending by (time_ms,
-video_id), the most recent ``max_uih_len``). A day's job reads the newest state at or before its window start and
+``{work_dir}/history/v2/dt=D/`` holds, per user, the events strictly before day D (ascending by (time_ms,
+video_id), the most recent ``max_uih_len``). Each event also carries its timestamp in epoch seconds and its watch
+time in seconds, as the samples store them, so building samples only picks struct fields (code-generated)
+instead of converting every element with a lambda. ``v2`` names that layout: a layout change gets a new
+folder, so an older state is never read with the wrong schema (a missing folder means a cold start). A day's job reads the newest state at or before its window start and
 adds the clean events of the days in between, instead of recomputing history from all of time; with no state
 (cold start) it rebuilds from the raw logs. Both give identical histories: appending newer events to a sorted
 history and keeping the last N is the same as sorting everything and keeping the last N, because every new
@@ -25,12 +28,15 @@ from components.spark import HadoopFs
 
 log = logging.getLogger(__name__)
 
-# Field order is the sort order: struct comparison is lexicographic, so array_sort orders by (time_ms, video_id).
+STATE_LAYOUT = "v2"
+# Field order is the sort order: struct comparison is lexicographic, so array_sort orders by (time_ms, video_id)
+# (events are unique by user, video and time, so the later fields never decide).
 EVENT_STRUCT = T.StructType([
     T.StructField("time_ms", T.LongType()),
     T.StructField("video_id", T.LongType()),
     T.StructField("action_weight", T.LongType()),
-    T.StructField("play_time_ms", T.DoubleType()),
+    T.StructField("time_s", T.LongType()),  # epoch seconds, time_ms floored (DESIGN §4.3)
+    T.StructField("watch_s", T.DoubleType()),  # play time in seconds
 ])
 HISTORY_SCHEMA = T.StructType([
     T.StructField("user_id", T.LongType()),
@@ -39,7 +45,16 @@ HISTORY_SCHEMA = T.StructType([
 
 
 def _event_struct() -> Column:
-    return F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in EVENT_STRUCT.fields])
+    """A canonical event (sources.EVENT_SCHEMA columns) as an EVENT_STRUCT."""
+    return F.struct(F.col("time_ms").cast("bigint").alias("time_ms"), F.col("video_id").cast("bigint").alias("video_id"),
+                    F.col("action_weight").cast("bigint").alias("action_weight"),
+                    F.floor(F.col("time_ms") / 1000).cast("bigint").alias("time_s"),
+                    (F.col("play_time_ms") / 1000.0).cast("double").alias("watch_s"))
+
+
+def empty_events() -> Column:
+    """An empty array<EVENT_STRUCT> (a user without history or without new events)."""
+    return F.array().cast(T.ArrayType(EVENT_STRUCT, containsNull=False))
 
 
 def last_n(events: Column, n: int) -> Column:
@@ -63,7 +78,7 @@ def update_history(state: DataFrame, new_events: DataFrame, max_len: int, *, gro
     Returns:
         the new state (HISTORY_SCHEMA): users of either input, events ascending, at most ``max_len``.
     """
-    empty = F.array().cast(T.ArrayType(EVENT_STRUCT, containsNull=False))
+    empty = empty_events()
     new = (new_events if grouped else events_by_user(new_events)).withColumnRenamed("events", "new")
     joined = state.join(new, "user_id", "full_outer")
     merged = F.concat(F.coalesce(F.col("events"), empty), F.coalesce(F.col("new"), empty))
@@ -74,14 +89,17 @@ def empty_state(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([], HISTORY_SCHEMA)
 
 
+def history_root(work_dir: str) -> str:
+    return f"{work_dir.rstrip('/')}/history/{STATE_LAYOUT}"
+
+
 def history_uri(work_dir: str, day: date) -> str:
-    return f"{work_dir.rstrip('/')}/history/dt={day.isoformat()}"
+    return f"{history_root(work_dir)}/dt={day.isoformat()}"
 
 
 def latest_state_day(spark: SparkSession, work_dir: str, day: date) -> date | None:
     """The newest saved state at or before ``day`` (None: cold start)."""
-    root = f"{work_dir.rstrip('/')}/history"
-    saved = [d for d in event_partitions(spark, root) if d <= day]
+    saved = [d for d in event_partitions(spark, history_root(work_dir)) if d <= day]
     return max(saved, default=None)
 
 
@@ -116,7 +134,7 @@ def history_before(spark: SparkSession, data: DataConfig, start: date) -> tuple[
 def write_state(spark: SparkSession, state: DataFrame, work_dir: str, day: date) -> str:
     """Writes the state of ``day`` atomically (temp folder, then rename over the old one); returns its URI."""
     final = history_uri(work_dir, day)
-    tmp = f"{work_dir.rstrip('/')}/history/_tmp-{uuid.uuid4().hex}"
+    tmp = f"{history_root(work_dir)}/_tmp-{uuid.uuid4().hex}"
     state.write.mode("overwrite").parquet(tmp)
     HadoopFs(spark).replace_dir(tmp, final)
     return final

@@ -51,10 +51,12 @@ def flag_bad_rows(events: DataFrame) -> DataFrame:
         the same rows and columns plus ``reason``.
     """
     flagged = events.withColumn("reason", _row_reason())
-    order = Window.partitionBy(*EVENT_KEY).orderBy("play_time_ms", "duration_ms", "action_weight")
-    good = flagged.filter(F.col("reason").isNull())
-    good = good.withColumn("reason", F.when(F.row_number().over(order) > 1, F.lit("duplicate")))
-    return flagged.filter(F.col("reason").isNotNull()).unionByName(good)
+    # Good and bad copies rank apart (the last partition key), so a bad copy never hides a good one. One window,
+    # no union: a frame already hash-partitioned by user_id is not shuffled again (user_id is a key here).
+    order = (Window.partitionBy(*EVENT_KEY, F.col("reason").isNull())
+             .orderBy("play_time_ms", "duration_ms", "action_weight"))
+    duplicate = F.col("reason").isNull() & (F.row_number().over(order) > 1)
+    return flagged.withColumn("reason", F.when(duplicate, F.lit("duplicate")).otherwise(F.col("reason")))
 
 
 def clean_events(flagged: DataFrame) -> DataFrame:

@@ -43,8 +43,9 @@ def window_stats(samples: DataFrame, *, names, tasks: Sequence[TaskConfig]) -> d
     hist_len = F.size(names.video_id)
     cand_len = F.size(names.item_video_id)
     label = names.item_action_weight
-    aggs = [F.count(F.lit(1)).alias("samples"), F.countDistinct("user_id").alias("users"),
-            F.sum(cand_len).alias("candidates"), F.sum(hist_len).alias("history_events"),
+    # No countDistinct here: mixed with percentile_approx, Spark's distinct rewrite builds one percentile digest
+    # per user (30 s instead of 1 s at 100k users); users are counted in a pass of their own.
+    aggs = [F.count(F.lit(1)).alias("samples"), F.sum(cand_len).alias("candidates"), F.sum(hist_len).alias("history_events"),
             F.sum(F.when(hist_len == 0, 1).otherwise(0)).alias("no_history"),
             F.percentile_approx(hist_len, list(PERCENTILES), ACCURACY).alias("hist_p"),
             F.percentile_approx(cand_len, list(PERCENTILES), ACCURACY).alias("cand_p"),
@@ -55,7 +56,7 @@ def window_stats(samples: DataFrame, *, names, tasks: Sequence[TaskConfig]) -> d
     candidates = int(row["candidates"] or 0)
     return {
         "samples": int(row["samples"]),
-        "users": int(row["users"]),
+        "users": samples.select("user_id").distinct().count(),
         "candidates": candidates,
         "history_events": int(row["history_events"] or 0),
         "users_without_history": int(row["no_history"] or 0),

@@ -7,7 +7,7 @@ the most recent ``max_uih_len``) and the window's events as candidates (ascendin
 
     samples/dt=YYYY-MM-DD/      the samples (Parquet), replaced atomically on a rerun
     quarantine/dt=YYYY-MM-DD/   the window's bad rows with a ``reason`` column
-    history/dt=YYYY-MM-DD/      per-user history state of events before that day (see history.py)
+    history/v2/dt=YYYY-MM-DD/   per-user history state of events before that day (see history.py)
     stats/dt=YYYY-MM-DD.json    counts, history length percentiles, label rates, quarantined rows by reason
     vocab/contextual.json       the stable categorical id mapping (see vocab.py)
 
@@ -37,7 +37,13 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config  # noqa: E402
-from components.history import events_by_user, history_before, update_history, write_state  # noqa: E402
+from components.history import (  # noqa: E402
+    empty_events,
+    events_by_user,
+    history_before,
+    update_history,
+    write_state,
+)
 from components.quality import (  # noqa: E402
     check_bad_fraction,
     clean_events,
@@ -132,22 +138,20 @@ def window_samples(history: DataFrame, window_by_user: DataFrame, contextual: Da
         "user_id", F.slice("events", 1, max_candidates).alias("cands"))
     joined = cands.join(history.withColumnRenamed("events", "hist"), "user_id", "left") \
         .join(contextual, "user_id", "left")
-    empty = F.array().cast("array<struct<time_ms:bigint,video_id:bigint,action_weight:bigint,play_time_ms:double>>")
-    hist = F.coalesce(F.col("hist"), empty)
-    seconds = lambda x: F.floor(x["time_ms"] / 1000).cast("bigint")  # noqa: E731  epoch s, floored
-    watch = lambda x: (x["play_time_ms"] / 1000.0).cast("double")  # noqa: E731
+    hist = F.coalesce(F.col("hist"), empty_events())
     ctx = [F.coalesce(F.col(c), F.lit(0)).cast("bigint").alias(c) for c in names.contextual if c != "user_id"]
     return joined.select(
         F.col("user_id").cast("bigint").alias("user_id"), *ctx,
-        # Field access on an array of structs gives the array of that field (code-generated, no lambda).
+        # Field access on an array of structs gives the array of that field (code-generated, no lambda);
+        # the state keeps seconds and watch seconds per event for exactly this.
         hist["video_id"].alias(names.video_id),
         hist["action_weight"].alias(names.action_weight),
-        F.transform(hist, watch).alias(names.watch_time),
-        F.transform(hist, seconds).alias(names.action_timestamp),
+        hist["watch_s"].alias(names.watch_time),
+        hist["time_s"].alias(names.action_timestamp),
         F.col("cands")["video_id"].alias(names.item_video_id),
-        F.transform("cands", seconds).alias(names.item_query_time),
+        F.col("cands")["time_s"].alias(names.item_query_time),
         F.col("cands")["action_weight"].alias(names.item_action_weight),
-        F.transform("cands", watch).alias(names.item_watch_time),
+        F.col("cands")["watch_s"].alias(names.item_watch_time),
     )
 
 
@@ -187,8 +191,11 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
     if not any(d in parts for d in days):
         raise ValueError(f"no raw event partition for window [{start}, {end}) under {events_root(data)} "
                          f"(expected folders dt={start.isoformat()} ...)")
-    flagged = flag_bad_rows(read_events(spark, root=events_root(data), fmt=data.events_format, days=days,
-                                        mapping=data.column_mapping)).persist(StorageLevel.MEMORY_AND_DISK)
+    # One shuffle by user serves the duplicate check, the per-user grouping and both joins with the history
+    # (a fixed partition count, so every side has the same partitioning and no join shuffles again).
+    by_user_partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    raw = read_events(spark, root=events_root(data), fmt=data.events_format, days=days, mapping=data.column_mapping)
+    flagged = flag_bad_rows(raw.repartition(by_user_partitions, "user_id")).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [flagged]
     try:
         total, by_reason = reason_counts(flagged)
@@ -196,8 +203,11 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         # Both are used twice (samples and the next state): computed once, kept in memory or on local disk.
         by_user = events_by_user(in_window(clean_events(flagged), start, end)).persist(StorageLevel.MEMORY_AND_DISK)
         history, source = history_before(spark, data, start)
-        history = history.persist(StorageLevel.MEMORY_AND_DISK)
+        history = history.repartition(by_user_partitions, "user_id").persist(StorageLevel.MEMORY_AND_DISK)
         cached.extend([by_user, history])
+        # Materialised now, the caches report their hash partitioning by user_id, so the joins below read them
+        # as they are; an unmaterialised (adaptive) cache would be shuffled again by each join.
+        by_user.count(), history.count()
         samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates)
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)

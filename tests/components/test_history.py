@@ -31,9 +31,12 @@ def test_update_twice_equals_rebuild_from_all_events(spark):
     step = update_history(update_history(empty_state(spark), _events(spark, day1), 3), _events(spark, day2), 3)
     cold = update_history(empty_state(spark), _events(spark, day1 + day2), 3)
     assert _collect(step) == _collect(cold)
-    assert _collect(step)[1] == [(100, 5, 1, 1.0), (200, 6, 0, 1.0), (300, 7, 4, 1.0)]  # last 3, (time, video)
+    # last 3 by (time, video); each with its time in seconds (floored) and its watch time in seconds
+    assert _collect(step)[1] == [(100, 5, 1, 0, 0.001), (200, 6, 0, 0, 0.001), (300, 7, 4, 0, 0.001)]
     assert step.schema["events"].dataType == HISTORY_SCHEMA["events"].dataType
-    assert _collect(events_by_user(_events(spark, day1)))[1][:2] == [(50, 3, 0, 0.5), (100, 4, 2, 2.0)]
+    assert _collect(events_by_user(_events(spark, day1)))[1][:2] == [(50, 3, 0, 0, 0.0005), (100, 4, 2, 0, 0.002)]
+    seconds = _events(spark, [(1, 5, 1_649_376_000_999, 1, 2500.0)])
+    assert _collect(events_by_user(seconds))[1] == [(1_649_376_000_999, 5, 1, 1_649_376_000, 2.5)]
 
 
 def test_cold_start_incremental_and_rerun_give_identical_samples(spark, make_config, tmp_path):
