@@ -209,4 +209,5 @@ def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: 
         from components.tracking import annotate_run
 
         annotate_run(config, trained["run_id"], tags={"hstu.outcome": outcome}, texts={"report.md": text})
-    return {"outcome": outcome, "window": window, "version": (trained or {}).get("version")}
+    return {"outcome": outcome, "failed": outcome.startswith("failed"), "window": window,
+            "version": (trained or {}).get("version")}

@@ -1,7 +1,11 @@
-"""``make up`` / ``make down``: Airflow (API server + UI, standalone) and the MLflow UI on 127.0.0.1.
+"""``make up`` / ``make down``: Airflow (scheduler, DAG processor, triggerer, API server + UI) and the MLflow UI
+on 127.0.0.1.
 
 Everything lives under ``<work_dir>/stack``: AIRFLOW_HOME, the admin password file, PID files and logs.
 Each service runs in its own process group (``setsid``) so ``down`` stops exactly what ``up`` started.
+The Airflow services are started one by one rather than by ``airflow standalone`` because standalone's
+scheduler and triggerer also serve logs on every interface (ports 8793/8794); with the local executor the API
+server reads the log files directly, so ``--skip-serve-logs`` keeps everything on the loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_PORT = 8080
 MLFLOW_PORT = 5000
+AIRFLOW_SERVICES = (["scheduler", "--skip-serve-logs"], ["dag-processor"], ["triggerer", "--skip-serve-logs"],
+                    ["api-server"])
 
 
 def stack_dir(work_dir: Path) -> Path:
@@ -27,7 +33,7 @@ def stack_dir(work_dir: Path) -> Path:
 
 
 def airflow_env(work_dir: Path) -> dict[str, str]:
-    """The environment of every Airflow command of the embedded stack (standalone, dags test)."""
+    """The environment of every Airflow command of the embedded stack (its services, dags test)."""
     home = stack_dir(work_dir) / "airflow"
     env = dict(os.environ)
     env.update({
@@ -43,8 +49,8 @@ def airflow_env(work_dir: Path) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"sqlite:///{work_dir}/mlflow.db",
         "SPARK_LOCAL_IP": "127.0.0.1",
         # The local data is historical: a scheduled run for today finds no raw data and should say so soon.
-        "HSTU_RAW_DATA_POKE_S": "10",
-        "HSTU_RAW_DATA_TIMEOUT_S": "60",
+        "HSTU_RAW_DATA_POKE_S": env.get("HSTU_RAW_DATA_POKE_S", "10"),
+        "HSTU_RAW_DATA_TIMEOUT_S": env.get("HSTU_RAW_DATA_TIMEOUT_S", "60"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     })
     return env
@@ -81,14 +87,15 @@ def _wait_http(url: str, timeout_s: float) -> bool:
 
 
 def up(work_dir: Path, *, wait_s: float = 180.0) -> dict[str, str]:
-    """Starts Airflow standalone and the MLflow server; returns their URLs and the admin login."""
+    """Starts the Airflow services and the MLflow server; returns their URLs and the admin login."""
     work_dir = work_dir.resolve()
     stack_dir(work_dir).mkdir(parents=True, exist_ok=True)
     password = admin_password(work_dir)
     env = airflow_env(work_dir)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL, cwd=REPO)
-    _start("airflow", [sys.executable, "-m", "airflow", "standalone"], env, work_dir)
+    for service in AIRFLOW_SERVICES:
+        _start(f"airflow-{service[0]}", [sys.executable, "-m", "airflow", *service], env, work_dir)
     _start("mlflow", [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
                       f"sqlite:///{work_dir}/mlflow.db", "--artifacts-destination", str(work_dir / "mlartifacts"),
                       "--host", "127.0.0.1", "--port", str(MLFLOW_PORT)], env, work_dir)

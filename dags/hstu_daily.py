@@ -11,7 +11,8 @@ For the day that just ended (the run's data interval, or the `window_date` Param
 4. **evaluate**: the new version (`@challenger`) and the current `@champion` on the same evaluation window.
 5. **gate**: per-task AUC floors and allowed regression (DESIGN §7); NaN or missing metrics never pass.
 6. **promote**: moves `@champion` (old one becomes `@previous_champion`) unless the gate failed or dry-run.
-7. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed.
+7. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed;
+   it fails itself when a step failed, so the run is red (a gate rejection is a green run).
 """
 
 from __future__ import annotations
@@ -175,8 +176,11 @@ def hstu_daily():
                                 "promote"]
         states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
         results = {t: ti.xcom_pull(task_ids=t) for t in ("train", "gate", "promote")}
-        return report_run(config=_run_config(), window=_window(), dag_run_id=ctx["run_id"],
-                          states={t: str(states.get(t)) for t in tasks}, results=results)
+        summary = report_run(config=_run_config(), window=_window(), dag_run_id=ctx["run_id"],
+                             states={t: str(states.get(t)) for t in tasks}, results=results)
+        if summary["failed"]:  # report is the only leaf: without this a failed pipeline would be a green run
+            raise RuntimeError(f"hstu_daily {ctx['run_id']}: {summary['outcome']}")
+        return summary
 
     plan = plan_windows()
     samples = spark_submit_samples() if SPARK_CONN_ID else build_samples(plan)

@@ -8,8 +8,8 @@ import shlex
 from datetime import date
 from pathlib import Path
 
-from components.config import load_config
-from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows, trainer_command
+from components.config import apply_overrides, load_config
+from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows, report_run, trainer_command
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -47,3 +47,16 @@ def test_trainer_cli_takes_tags_and_kernel():
 
     args = _parse_args(["--config", "c", "--window", "2022-04-15", "--kernel", "TRITON", "--tag", "a=b=c"])
     assert args.kernel == "TRITON" and args.tag == ["a=b=c"]
+
+
+def test_report_marks_a_failed_step_as_a_failed_run_and_a_rejection_as_not(tmp_path):
+    config = apply_overrides(load_config(SMALL), work_dir=str(tmp_path))
+    states = {"train": "success", "evaluate": "failed", "gate": "upstream_failed", "promote": "upstream_failed"}
+    failed = report_run(config=config, window="2022-04-15", dag_run_id="manual_1", states=states, results={})
+    assert failed["failed"] and failed["outcome"].startswith("failed at evaluate, gate, promote")
+    assert "failed at evaluate" in (tmp_path / "reports" / "2022-04-15.md").read_text()
+
+    done = {t: "success" for t in states}
+    rejected = report_run(config=config, window="2022-04-16", dag_run_id="manual_2", states=done,
+                          results={"promote": {"dry_run": False, "promoted": False}})
+    assert not rejected["failed"] and rejected["outcome"] == "rejected: @champion unchanged"

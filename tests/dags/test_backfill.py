@@ -1,0 +1,167 @@
+"""A backfill of three days (`airflow backfill create`, run by the scheduler of the local stack) gives the same
+sample partitions, model versions, metrics and aliases as three daily runs (`airflow dags test`, one per day).
+
+Both sides start from the same raw data with empty Airflow, MLflow and work folders. Training on CPU with one
+thread is deterministic for a seed; metrics are compared to 1e-5 (see `_close`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from components.localstack import REPO, airflow_env, down, up
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+LOGICAL_DATES = ["2022-04-10T03:00:00+00:00", "2022-04-11T03:00:00+00:00", "2022-04-12T03:00:00+00:00"]
+WINDOWS = ["2022-04-09", "2022-04-10", "2022-04-11"]  # each run's data interval starts a day before its 03:00
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def _workspace(root: Path, raw: Path, config_text: str) -> tuple[Path, Path]:
+    root.mkdir()
+    shutil.copytree(raw, root / "raw")
+    config = root / "dag.config"
+    config.write_text(config_text)
+    return root, config
+
+
+@pytest.fixture(scope="module")
+def sides(tmp_path_factory, monkeypatch_module):
+    from components.datagen import generate_dataset
+
+    base = tmp_path_factory.mktemp("backfill")
+    generate_dataset(out=base / "raw", users=100, days=4, seed=3)
+    # One training window and floors at 0, so every day's gate compares against the previous day's champion.
+    config_text = ((REPO / "configs" / "small_cpu.config").read_text()
+                   .replace("default_auc_floor: 0.52", "default_auc_floor: 0.0")
+                   .replace("train_windows: 3", "train_windows: 1"))
+    monkeypatch_module.setenv("OMP_NUM_THREADS", "1")
+
+    daily, daily_config = _workspace(base / "daily", base / "raw", config_text)
+    env = {**airflow_env(daily), "HSTU_CONFIG": str(daily_config)}
+    assert _airflow(env, "db", "migrate").returncode == 0
+    for logical in LOGICAL_DATES:
+        run = _airflow(env, "dags", "test", "hstu_daily", logical)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    backfill, backfill_config = _workspace(base / "backfill", base / "raw", config_text)
+    monkeypatch_module.setenv("HSTU_CONFIG", str(backfill_config))
+    # Unpausing schedules today's run, which waits for raw data that never comes: let it give up soon.
+    monkeypatch_module.setenv("HSTU_RAW_DATA_POKE_S", "5")
+    monkeypatch_module.setenv("HSTU_RAW_DATA_TIMEOUT_S", "15")
+    try:
+        up(backfill)  # scheduler, DAG processor and API server: a backfill is run by the scheduler
+        env = airflow_env(backfill)
+        runs = _run_backfill(env)
+    finally:
+        down(backfill)
+    return daily, backfill, runs
+
+
+def _close(a: dict, b: dict) -> bool:
+    """Equal keys and values; AUCs and predictions may differ by float32 summation order (~1e-8 per prediction,
+    which can swap a near-tie in the AUC), so numbers are compared to 1e-5."""
+    if a.keys() != b.keys():
+        return False
+    return all(a[k] == pytest.approx(b[k], abs=1e-5) if isinstance(a[k], float) else a[k] == b[k] for k in a)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _run_backfill(env: dict[str, str], timeout_s: float = 1200) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:  # the DAG processor must have stored the DAG before a backfill can name it
+        created = _airflow(env, "backfill", "create", "--dag-id", "hstu_daily", "--from-date", LOGICAL_DATES[0],
+                           "--to-date", LOGICAL_DATES[-1], "--max-active-runs", "1", timeout=120)
+        if created.returncode == 0:
+            break
+        assert time.monotonic() < deadline, created.stdout[-2000:] + created.stderr[-2000:]
+        time.sleep(5)
+    # Airflow 3 starts backfill runs only for an unpaused DAG; unpausing also schedules today's run, which finds
+    # no raw data and fails after HSTU_RAW_DATA_TIMEOUT_S (the backfill waits for it: max_active_runs is 1).
+    assert _airflow(env, "dags", "unpause", "hstu_daily", timeout=120).returncode == 0
+    while time.monotonic() < deadline:
+        listed = _airflow(env, "dags", "list-runs", "hstu_daily", "--output", "json", timeout=120)
+        lines = listed.stdout.strip().splitlines() if listed.returncode == 0 else []
+        runs = json.loads(lines[-1]) if lines and lines[-1].startswith("[") else []  # log lines come first
+        runs = [r for r in runs if r["run_id"].startswith("backfill__")]
+        if len(runs) == len(LOGICAL_DATES) and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        time.sleep(10)
+    raise AssertionError(f"the backfill did not finish within {timeout_s:.0f} s")
+
+
+def _client(work: Path) -> MlflowClient:
+    uri = f"sqlite:///{work}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _versions(work: Path) -> dict[str, dict]:
+    """Per registered version: its window, its gate outcome and the metrics of its training run."""
+    client, found = _client(work), {}
+    for version in client.search_model_versions("name='dlrm_hstu'"):
+        run = client.get_run(version.run_id)
+        gate = {k: float(v) if "auc." in k and v != "missing" else v for k, v in version.tags.items()
+                if k.startswith("gate.") and not k.endswith("decided_at")}
+        found[version.version] = {"window": version.tags["window"], "gate": gate,
+                                  "metrics": {k: v for k, v in run.data.metrics.items()
+                                              if not k.startswith("system/") and "_per_s" not in k
+                                              and not k.endswith("_s")}}
+    return found
+
+
+def test_every_backfill_run_succeeds(sides):
+    _, _, runs = sides
+    assert sorted(r["run_after"][:10] for r in runs) == [d[:10] for d in LOGICAL_DATES]
+    assert {r["state"] for r in runs} == {"success"}, runs
+
+
+def test_backfill_writes_the_same_sample_partitions(sides):
+    daily, backfill, _ = sides
+    parts = sorted(p.name for p in (daily / "samples").glob("dt=*"))
+    assert parts == ["dt=2022-04-08", *[f"dt={w}" for w in WINDOWS]]
+    assert sorted(p.name for p in (backfill / "samples").glob("dt=*")) == parts
+    for part in parts:
+        a = pd.read_parquet(daily / "samples" / part).sort_values("user_id").reset_index(drop=True)
+        b = pd.read_parquet(backfill / "samples" / part).sort_values("user_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_backfill_registers_the_same_versions_and_aliases(sides):
+    daily, backfill, _ = sides
+    expected = _versions(daily)
+    assert sorted(v["window"] for v in expected.values()) == WINDOWS
+    assert all(v["metrics"] for v in expected.values())
+    found = _versions(backfill)
+    assert found.keys() == expected.keys()
+    for version, want in expected.items():
+        got = found[version]
+        assert got["window"] == want["window"]
+        assert _close(got["gate"], want["gate"]), (version, got["gate"], want["gate"])
+        assert _close(got["metrics"], want["metrics"]), (version, got["metrics"], want["metrics"])
+    aliases = {k: str(v) for k, v in _client(daily).get_registered_model("dlrm_hstu").aliases.items()}
+    assert "champion" in aliases
+    assert {k: str(v) for k, v in _client(backfill).get_registered_model("dlrm_hstu").aliases.items()} == aliases
+    for window in WINDOWS:
+        outcome = [line for line in (daily / "reports" / f"{window}.md").read_text().splitlines()
+                   if line.startswith("**Outcome:**")]
+        assert outcome and outcome == [line for line in (backfill / "reports" / f"{window}.md").read_text()
+                                       .splitlines() if line.startswith("**Outcome:**")]
