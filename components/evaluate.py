@@ -156,6 +156,11 @@ def reference_aucs(config: PipelineConfig, window: date, train_windows: list[dat
     try:
         oracle = oracle_auc(data=raw, window_start=window, window_end=window + days)
         out["oracle"] = {t: oracle[n] for t, n in names.items() if n in oracle}
+        try:  # the reachable reference for history cut at the window start (DESIGN §4.3)
+            start = oracle_auc(data=raw, window_start=window, window_end=window + days, at_window_start=True)
+            out["oracle_window_start"] = {t: start[n] for t, n in names.items() if n in start}
+        except ValueError as exc:
+            logger.warning("no window-start oracle for %s: %s", window, exc)
         if train_windows:
             base = baseline_auc(data=raw, train_start=min(train_windows), train_end=max(train_windows) + days,
                                 eval_start=window, eval_end=window + days)

@@ -11,6 +11,7 @@ server reads the log files directly, so ``--skip-serve-logs`` keeps everything o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -107,6 +108,20 @@ def up(work_dir: Path, *, wait_s: float = 180.0) -> dict[str, str]:
     return urls
 
 
+def _group_gone(pid: int) -> bool:
+    """Whether process group ``pid`` has no process left; reaps its leader when it is our child (``up`` called
+    in this process, as the tests do), since an unreaped leader stays a zombie and keeps the group alive."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # started by another process (`make up`): its init reaps it
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def down(work_dir: Path, *, grace_s: float = 30.0) -> list[str]:
     """Stops the process groups that ``up`` started (by their PID files), SIGTERM then SIGKILL."""
     stopped = []
@@ -118,14 +133,11 @@ def down(work_dir: Path, *, grace_s: float = 30.0) -> list[str]:
             pid_file.unlink()
             continue
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                break
+        while time.monotonic() < deadline and not _group_gone(pid):
             time.sleep(1)
-        else:
-            os.killpg(pid, signal.SIGKILL)  # the scheduler can hang on SIGTERM
+        if not _group_gone(pid):
+            with contextlib.suppress(ProcessLookupError):  # it may end between the check and the kill
+                os.killpg(pid, signal.SIGKILL)  # the scheduler can hang on SIGTERM
         pid_file.unlink()
         stopped.append(pid_file.stem)
     return stopped

@@ -36,7 +36,7 @@ DEFAULT_START_DATE = date(2022, 4, 8)   # KuaiRand-Pure's logs start on 2022-04-
 MANIFEST = "_datagen.json"
 _FORMATS = ("csv", "parquet")
 _EVENT_SCHEMA = pa.schema([(c, pa.int64()) for c in EVENT_COLUMNS])
-_TRUTH_SCHEMA = pa.schema([(c, pa.int64()) for c in TRUTH_KEY] + [(f"p_{c}", pa.float32()) for c in ACTION_COLUMNS])
+_TRUTH_SCHEMA = pa.schema([(c, pa.int64()) for c in TRUTH_KEY] + [(c, pa.float32()) for c in TRUTH_COLUMNS[len(TRUTH_KEY):]])
 _NOTICE = """These rows are a sample of user_features_pure.csv from KuaiRand-Pure (Gao et al., "KuaiRand: An
 Unbiased Sequential Recommendation Dataset with Randomly Exposed Videos", CIKM 2022), licensed CC BY-SA 4.0
 (LICENSE.CC-BY-SA-4.0 beside this file). {renumbered}The event logs beside them are synthetic.

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES, TRUTH_COLUMNS, TRUTH_KEY
+from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES, TRUTH_KEY
 from hstu_model.metrics import auc  # the exact AUC the evaluator uses, so oracle and model compare alike
 
 
@@ -48,17 +48,28 @@ def read_window(data: Path, start: date, end: date, columns: list[str], part: st
     return {c: table.column(c).to_numpy() for c in columns}
 
 
-def oracle_auc(*, data: Path, window_start: date, window_end: date) -> dict[str, float]:
+def oracle_auc(*, data: Path, window_start: date, window_end: date, at_window_start: bool = False
+               ) -> dict[str, float]:
     """AUC per task of the true probabilities against the realised labels on the window [start, end).
 
+    Args:
+        at_window_start: score ``p_start_*`` (short-term interest frozen where the day started: the reference
+            for a model that sees only pre-window history) instead of ``p_*`` (the full oracle).
     Returns:
         task name (click, like, follow, comment, forward, hate, long_view, profile_enter) -> AUC (NaN when the
         window has one class only).
+    Raises:
+        ValueError: no partition, misaligned files, or (``at_window_start``) data generated before ``p_start_*``.
     """
+    prefix = "p_start_" if at_window_start else "p_"
     events = read_window(data, window_start, window_end, [*TRUTH_KEY, *ACTION_COLUMNS])
-    truth = read_window(data, window_start, window_end, list(TRUTH_COLUMNS), part="truth")
+    try:
+        truth = read_window(data, window_start, window_end, [*TRUTH_KEY, *(prefix + c for c in ACTION_COLUMNS)],
+                            part="truth")
+    except (KeyError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"{data}: the truth files lack {prefix}* columns ({exc}); regenerate the data") from None
     same = all(np.array_equal(events[k], truth[k]) for k in TRUTH_KEY)
     if not same:
         raise ValueError(f"{data}: events and truth rows differ in (user_id, video_id, time_ms) on "
                          f"[{window_start}, {window_end}); expected the generator's aligned files")
-    return {task: auc(truth[f"p_{col}"], events[col]) for task, col in zip(TASK_NAMES, ACTION_COLUMNS)}
+    return {task: auc(truth[prefix + col], events[col]) for task, col in zip(TASK_NAMES, ACTION_COLUMNS)}

@@ -24,7 +24,11 @@ TASK_NAMES: tuple[str, ...] = (
     "click", "like", "follow", "comment", "forward", "hate", "long_view", "profile_enter",
 )
 TRUTH_KEY: tuple[str, ...] = ("user_id", "video_id", "time_ms")
-TRUTH_COLUMNS: tuple[str, ...] = TRUTH_KEY + tuple(f"p_{c}" for c in ACTION_COLUMNS)
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in ACTION_COLUMNS)
+# The same probabilities had the user's short-term interest stayed where the day started (see simulate.py): what
+# a model that sees only history before a one-day window could know at best about that interest.
+START_PROB_COLUMNS: tuple[str, ...] = tuple(f"p_start_{c}" for c in ACTION_COLUMNS)
+TRUTH_COLUMNS: tuple[str, ...] = TRUTH_KEY + PROB_COLUMNS + START_PROB_COLUMNS
 
 USER_FEATURE_COLUMNS: tuple[str, ...] = (
     "user_id", "user_active_degree", "is_lowactive_period", "is_live_streamer", "is_video_author",

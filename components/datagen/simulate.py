@@ -9,6 +9,10 @@ Per event (user u, video i, time t), with z = w_long <long_u, v_i> + w_short (<s
 The stored truth is each action's probability before the event happens (click and watch marginalised), so
 no model that sees only the past can beat it in expectation. Engaged events (click and long view) pull the
 short-term interest towards the video: recent history predicts the next actions.
+
+Beside it the truth holds ``p_start_<flag>``: the same probability with the short-term interest frozen at the
+start of the day (as the night left it). A model whose history ends at a one-day window's start (DESIGN §4.3)
+cannot see the day's moves of that interest, so this is its reference; ``p_`` stays the full oracle.
 """
 
 from __future__ import annotations
@@ -89,35 +93,47 @@ def _expose(world: World, cum_pop: np.ndarray, cum_topic: np.ndarray, taste: np.
     return video, is_rand
 
 
-def _act(world: World, state: State, g: np.ndarray, video: np.ndarray, z: np.ndarray, logit_extra: np.ndarray,
-         rng: np.random.Generator, cfg: SignalConfig) -> dict[str, np.ndarray]:
-    """Draw the actions of m events and their true probabilities (see the module docstring)."""
-    m = len(video)
+def _probabilities(world: World, state: State, g: np.ndarray, video: np.ndarray, z: np.ndarray,
+                   logit_extra: np.ndarray, cfg: SignalConfig) -> dict[str, np.ndarray]:
+    """The true probabilities of m events (see the module docstring), plus the pieces the draws need:
+    ``click`` (P(click)), ``q1``/``q0`` (P(long view | click or not)), ``<flag>_1``/``<flag>_0`` (P(flag | click,
+    long view or not)) and ``hate`` (P(hate | no click))."""
     p_c = _sigmoid(cfg.click_bias + world.click_shift[g] + world.quality[video]
                    + cfg.beta_pop * state.popularity[video] + z + logit_extra)
     thr = world.lv_log_thr[video]
     mu1 = -1.1 + 0.35 * z + 0.3 * world.quality[video]
     mu0 = -3.4 + 0.2 * z
     q1, q0 = _sigmoid((mu1 - thr) / _WATCH_SCALE), _sigmoid((mu0 - thr) / _WATCH_SCALE)
-    click = rng.random(m) < p_c
-    u = rng.random(m)
-    log_frac = np.where(click, mu1, mu0) + _WATCH_SCALE * np.log(u / (1.0 - u) + 1e-300)
-    long_view = log_frac >= thr
-    dur = world.duration_ms[video]
-    play = np.floor(np.exp(np.minimum(log_frac, np.log(3.0))) * dur).astype(np.int64)
-    thr_ms = np.minimum(dur, 18_000)
-    play = np.where(long_view, np.maximum(play, thr_ms), np.minimum(play, thr_ms - 1))
-    out = {"is_click": click, "long_view": long_view, "play_time_ms": play, "duration_ms": dur,
+    out = {"click": p_c, "q1": q1, "q0": q0, "mu1": mu1, "mu0": mu0,
            "p_is_click": p_c, "p_long_view": p_c * q1 + (1.0 - p_c) * q0}
     shifts = {"like": world.like_shift[g], "social": world.social_shift[g]}
     for name, (a, cz, clv, shift) in _CONDITIONAL.items():
         base = a + shifts[shift] + cz * z
         p1, p0 = _sigmoid(base + clv), _sigmoid(base)
-        out[name] = click & (rng.random(m) < np.where(long_view, p1, p0))
+        out[f"{name}_1"], out[f"{name}_0"] = p1, p0
         out[f"p_{name}"] = p_c * (q1 * p1 + (1.0 - q1) * p0)
-    p_h = _sigmoid(-6.0 - 0.7 * z)
-    out["is_hate"] = ~click & (rng.random(m) < p_h)
-    out["p_is_hate"] = (1.0 - p_c) * p_h
+    out["hate"] = _sigmoid(-6.0 - 0.7 * z)
+    out["p_is_hate"] = (1.0 - p_c) * out["hate"]
+    return out
+
+
+def _act(world: World, video: np.ndarray, probs: dict[str, np.ndarray],
+         rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw the actions of m events from their probabilities (``_probabilities``)."""
+    m = len(video)
+    thr = world.lv_log_thr[video]
+    click = rng.random(m) < probs["click"]
+    u = rng.random(m)
+    log_frac = np.where(click, probs["mu1"], probs["mu0"]) + _WATCH_SCALE * np.log(u / (1.0 - u) + 1e-300)
+    long_view = log_frac >= thr
+    dur = world.duration_ms[video]
+    play = np.floor(np.exp(np.minimum(log_frac, np.log(3.0))) * dur).astype(np.int64)
+    thr_ms = np.minimum(dur, 18_000)
+    play = np.where(long_view, np.maximum(play, thr_ms), np.minimum(play, thr_ms - 1))
+    out = {"is_click": click, "long_view": long_view, "play_time_ms": play, "duration_ms": dur}
+    for name in _CONDITIONAL:
+        out[name] = click & (rng.random(m) < np.where(long_view, probs[f"{name}_1"], probs[f"{name}_0"]))
+    out["is_hate"] = ~click & (rng.random(m) < probs["hate"])
     return out
 
 
@@ -144,7 +160,7 @@ class _Record:
 
 _FLAG_COLUMNS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view",
                  "is_profile_enter")
-_PROB_COLUMNS = tuple(f"p_{c}" for c in _FLAG_COLUMNS)
+_PROB_COLUMNS = tuple(f"p_{c}" for c in _FLAG_COLUMNS) + tuple(f"p_start_{c}" for c in _FLAG_COLUMNS)
 
 
 def _step(t: int, m: int, ctx: dict, rng: np.random.Generator) -> None:
@@ -160,10 +176,15 @@ def _step(t: int, m: int, ctx: dict, rng: np.random.Generator) -> None:
     alive &= time < DAY_MS  # a user whose next event would fall after midnight stops for the day
     video, is_rand = _expose(world, ctx["cum_pop"], ctx["cum_topic"], 0.5 * long_term + 4.0 * short, cfg, rng)
     vec = world.vectors[video]
-    z = (cfg.w_long * np.einsum("ij,ij->i", long_term, vec)
-         + cfg.w_short * (np.einsum("ij,ij->i", short, vec) - cfg.short_center)).astype(np.float64)
+    z_long = cfg.w_long * np.einsum("ij,ij->i", long_term, vec)
+    z = (z_long + cfg.w_short * (np.einsum("ij,ij->i", short, vec) - cfg.short_center)).astype(np.float64)
+    z_start = (z_long + cfg.w_short * (np.einsum("ij,ij->i", ctx["short_start"][:m], vec)
+                                       - cfg.short_center)).astype(np.float64)
     extra = HOUR_CLICK[np.minimum(time // 3_600_000, 23)] - 0.3 * is_rand
-    acts = _act(world, state, ctx["g"][:m], video, z, extra, rng, cfg)
+    probs = _probabilities(world, state, ctx["g"][:m], video, z, extra, cfg)
+    at_start = _probabilities(world, state, ctx["g"][:m], video, z_start, extra, cfg)
+    acts = {**_act(world, video, probs, rng), **{k: v for k, v in probs.items() if k.startswith("p_")},
+            **{f"p_start_{k[2:]}": v for k, v in at_start.items() if k.startswith("p_")}}
     prev_end[:] = time + acts["play_time_ms"]
     engaged = acts["is_click"] & acts["long_view"] & alive
     keep = np.float32(cfg.short_keep)
@@ -188,7 +209,8 @@ def simulate_chunk_day(world: World, state: State, cfg: SignalConfig, uidx: np.n
     g = uidx[order]
     pop_w = np.exp(state.popularity)
     ctx = {"world": world, "state": state, "cfg": cfg, "plan": plan, "off": plan.offsets[order], "g": g,
-           "short": state.short_term[g], "long": state.long_term[g], "rec": _Record(int(plan.n_events.sum())),
+           "short": state.short_term[g], "short_start": state.short_term[g].copy(), "long": state.long_term[g],
+           "rec": _Record(int(plan.n_events.sum())),
            "prev_end": np.full(len(g), -10**9, dtype=np.int64), "alive": np.ones(len(g), dtype=bool),
            "cum_pop": np.cumsum(pop_w), "cum_topic": np.cumsum(pop_w[world.by_topic])}
     for t in range(n_steps):

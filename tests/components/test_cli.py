@@ -47,7 +47,8 @@ def test_data_generate_then_oracle(tmp_path, capsys):
     assert main(["data", "oracle", "--data", str(out), "--window-start", "2022-04-10", "--train-days", "2",
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"oracle", "popularity", "logistic"} and report["oracle"]["click"] > 0.6
+    assert set(report) == {"oracle", "oracle_window_start", "popularity", "logistic"}
+    assert report["oracle"]["click"] > 0.6
     assert main(["data", "generate", "--out", str(out), "--users", "200", "--days", "3"]) == 2  # no overwrite
 
 

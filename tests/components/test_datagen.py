@@ -169,6 +169,17 @@ def test_sequential_term_carries_signal(tmp_path):
     assert oracle_auc(data=on.out, **window)["click"] > oracle_auc(data=off.out, **window)["click"] + 0.02
 
 
+def test_window_start_oracle_sits_between_the_baselines_and_the_oracle(default_run):
+    """Freezing the short-term interest at the day's start loses the day's sequential signal, not all of it."""
+    last = START + timedelta(days=5)
+    window = {"data": default_run.out, "window_start": last, "window_end": last + timedelta(days=1)}
+    full, start = oracle_auc(**window), oracle_auc(**window, at_window_start=True)
+    base = baseline_auc(data=default_run.out, train_start=START, train_end=last, eval_start=last,
+                        eval_end=last + timedelta(days=1))
+    for task in ("click", "like"):
+        assert base["logistic"][task] + 0.02 < start[task] < full[task] - 0.01, (task, full, start, base)
+
+
 def test_oracle_reports_missing_partitions(small_csv):
     with pytest.raises(ValueError, match="no events partitions"):
         oracle_auc(data=small_csv, window_start=date(2030, 1, 1), window_end=date(2030, 1, 2))
