@@ -38,6 +38,43 @@ def _keep(pos_i, id_i, pos_j, id_j, hist_end, max_attn_len, HAS_WINDOW: tl.const
     return keep | (pos_i == pos_j)
 
 
+def _sequence(SEQ_OFFSETS, NUM_TARGETS, pid_bh, num_heads, contextual_len, HAS_TARGETS: tl.constexpr):
+    """The program's head and the layout of its sequence: (h, seq_start, n, n_ctx, hist_end, n_hist); positions
+    [0, n_ctx) are contextual, [n_ctx, hist_end) history, [hist_end, n) candidates (counts clamped to n)."""
+    b = pid_bh // num_heads
+    h = pid_bh % num_heads
+    seq_start = tl.load(SEQ_OFFSETS + b)
+    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    n_tgt = 0
+    if HAS_TARGETS:
+        n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
+    n_ctx = tl.minimum(contextual_len, n - n_tgt)
+    hist_end = n - n_tgt
+    return h, seq_start, n, n_ctx, hist_end, hist_end - n_ctx
+
+
+def _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW: tl.constexpr, BLOCK_M: tl.constexpr,
+               BLOCK_N: tl.constexpr):
+    """Keys a query block [m0, m0 + BLOCK_M) attends: (lo, full_hi, hi); [lo, full_hi) is attended by every row
+    of the block (no mask needed), [full_hi, hi) needs the mask."""
+    # Causal: keys up to the block's last row; contextual rows see every history token.
+    hi = tl.minimum(m0 + BLOCK_M, n)
+    if m0 < n_ctx:
+        hi = tl.maximum(hi, hist_end)
+    lo = 0
+    full_hi = 0
+    if HAS_WINDOW:
+        # Rows whose id exceeds max_attn_len see only keys with id >= id - max_attn_len (no contextual).
+        first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
+        if first_id > max_attn_len:
+            lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
+        full_hi = lo
+    else:
+        if (m0 >= n_ctx) & (m0 + BLOCK_M <= hist_end):  # history rows: every earlier key is attended
+            full_hi = (m0 // BLOCK_N) * BLOCK_N
+    return lo, full_hi, hi
+
+
 def _sigmoid(x, FAST: tl.constexpr):
     """sigmoid(x) in fp32; FAST: 0.5 + 0.5 * tanh(x / 2) with one tanh.approx (bf16/fp16 inputs only)."""
     if FAST:
@@ -150,21 +187,12 @@ def _hstu_attn_fwd_kernel(
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_bh = tl.program_id(0)
     # Last query blocks do the most work under the causal mask: launch them first.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    b = pid_bh // num_heads
-    h = pid_bh % num_heads
-    seq_start = tl.load(SEQ_OFFSETS + b)
-    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
+                                                         contextual_len, HAS_TARGETS)
     m0 = pid_m * BLOCK_M
     if m0 < n:
-        n_tgt = 0
-        if HAS_TARGETS:
-            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
-        n_ctx = tl.minimum(contextual_len, n - n_tgt)
-        hist_end = n - n_tgt  # positions < hist_end have id <= U
-        n_hist = hist_end - n_ctx
         offs_m = m0 + tl.arange(0, BLOCK_M)
         id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
         offs_dqk = tl.arange(0, BLOCK_DQK)
@@ -173,21 +201,7 @@ def _hstu_attn_fwd_kernel(
         q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
                     mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
-        # Causal: keys up to the block's last row; contextual rows see every history token.
-        hi = tl.minimum(m0 + BLOCK_M, n)
-        if m0 < n_ctx:
-            hi = tl.maximum(hi, hist_end)
-        lo = 0
-        full_hi = 0  # keys [lo, full_hi) are attended by every row of the block: no mask needed
-        if HAS_WINDOW:
-            # Rows whose id exceeds max_attn_len see only keys with id >= id - max_attn_len (no contextual).
-            first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
-            if first_id > max_attn_len:
-                lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
-            full_hi = lo
-        else:
-            if (m0 >= n_ctx) & (m0 + BLOCK_M <= hist_end):  # history rows: every earlier key is attended
-                full_hi = (m0 // BLOCK_N) * BLOCK_N
+        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
             acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
                              stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
@@ -212,20 +226,11 @@ def _hstu_attn_bwd_dkdv_kernel(
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_bh = tl.program_id(0)
     pid_n = tl.program_id(1)  # first key blocks are attended by the most queries: launched first
-    b = pid_bh // num_heads
-    h = pid_bh % num_heads
-    seq_start = tl.load(SEQ_OFFSETS + b)
-    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
+                                                         contextual_len, HAS_TARGETS)
     n0 = pid_n * BLOCK_N
     if n0 < n:
-        n_tgt = 0
-        if HAS_TARGETS:
-            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
-        n_ctx = tl.minimum(contextual_len, n - n_tgt)
-        hist_end = n - n_tgt
-        n_hist = hist_end - n_ctx
         offs_n = n0 + tl.arange(0, BLOCK_N)
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
         offs_dqk = tl.arange(0, BLOCK_DQK)
@@ -282,20 +287,11 @@ def _hstu_attn_bwd_dq_kernel(
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_bh = tl.program_id(0)
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    b = pid_bh // num_heads
-    h = pid_bh % num_heads
-    seq_start = tl.load(SEQ_OFFSETS + b)
-    n = (tl.load(SEQ_OFFSETS + b + 1) - seq_start).to(tl.int32)
+    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
+                                                         contextual_len, HAS_TARGETS)
     m0 = pid_m * BLOCK_M
     if m0 < n:
-        n_tgt = 0
-        if HAS_TARGETS:
-            n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
-        n_ctx = tl.minimum(contextual_len, n - n_tgt)
-        hist_end = n - n_tgt
-        n_hist = hist_end - n_ctx
         offs_m = m0 + tl.arange(0, BLOCK_M)
         id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
         offs_dqk = tl.arange(0, BLOCK_DQK)
@@ -306,19 +302,7 @@ def _hstu_attn_bwd_dq_kernel(
         do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
                      mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
         dq = tl.zeros([BLOCK_M, BLOCK_DQK], dtype=tl.float32)
-        hi = tl.minimum(m0 + BLOCK_M, n)
-        if m0 < n_ctx:
-            hi = tl.maximum(hi, hist_end)
-        lo = 0
-        full_hi = 0
-        if HAS_WINDOW:
-            first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
-            if first_id > max_attn_len:
-                lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
-            full_hi = lo
-        else:
-            if (m0 >= n_ctx) & (m0 + BLOCK_M <= hist_end):
-                full_hi = (m0 // BLOCK_N) * BLOCK_N
+        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
             dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
                            stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
@@ -343,7 +327,7 @@ def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
 _FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
-_HELPERS = (_ids, _keep, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
+_HELPERS = (_ids, _keep, _sequence, _key_range, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
