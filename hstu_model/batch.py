@@ -127,7 +127,7 @@ class _Columns:
             col = self._rows.column(name)
             if col.null_count:
                 raise ValueError(f"column {name!r} has {col.null_count} null value(s); ids must be set")
-            return np.asarray(col.to_numpy(), dtype=dtype)
+            return np.array(col.to_numpy(), dtype=dtype)  # writable copy (see jagged)
         return np.asarray(self._dict_column(name), dtype=dtype)
 
     def jagged(self, name: str, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +138,8 @@ class _Columns:
             if hasattr(col, "combine_chunks"):
                 col = col.combine_chunks()
             lengths = np.asarray(col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), np.int64)
-            values = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=dtype)
+            # A copy: Arrow's buffers are read-only, and tensors made from them by from_numpy must not be.
+            values = np.array(col.flatten().to_numpy(zero_copy_only=False), dtype=dtype)
             return values, lengths
         lists = [x if x is not None else () for x in self._dict_column(name)]
         lengths = np.fromiter((len(x) for x in lists), np.int64, len(lists))
