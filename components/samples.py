@@ -207,7 +207,8 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         cached.extend([by_user, history])
         # Materialised now, the caches report their hash partitioning by user_id, so the joins below read them
         # as they are; an unmaterialised (adaptive) cache would be shuffled again by each join.
-        by_user.count(), history.count()
+        by_user.count()
+        history.count()
         samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates)
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
