@@ -72,12 +72,10 @@ def _data_generate(args: argparse.Namespace) -> int:
 
 
 def _data_oracle(args: argparse.Namespace) -> int:
-    from components.datagen import baseline_auc, oracle_auc
+    from components.datagen import baseline_auc, oracle_aucs
 
     end = args.window_start + timedelta(days=args.window_days)
-    report = {"oracle": oracle_auc(data=args.data, window_start=args.window_start, window_end=end),
-              "oracle_window_start": oracle_auc(data=args.data, window_start=args.window_start, window_end=end,
-                                                at_window_start=True)}
+    report = oracle_aucs(data=args.data, window_start=args.window_start, window_end=end)
     if args.train_days:
         report.update(baseline_auc(data=args.data, train_start=args.window_start - timedelta(days=args.train_days),
                                    train_end=args.window_start, eval_start=args.window_start, eval_end=end))

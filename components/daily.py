@@ -56,6 +56,11 @@ def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str
     }
 
 
+def run_tags(dag_id: str, dag_run_id: str, params: dict[str, Any]) -> dict[str, str]:
+    """The MLflow run tags of a DAG run's training, wherever it trains: its DAG run and Params (``param.*``)."""
+    return {"dag_id": dag_id, "dag_run_id": dag_run_id, **{f"param.{k}": str(v) for k, v in params.items()}}
+
+
 def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
                      dag_run_id: str) -> dict[str, Any]:
     """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
@@ -68,8 +73,7 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
         log.info("version %s was already registered by this run for %s; not training again", done, eval_window)
         return {"run_id": None, "version": done, "steps": 0, "final_loss": None,
                 "model_uri": model_version_uri(config.promotion.registered_model_name, done)}
-    tags = {"dag_id": dag_id, "dag_run_id": dag_run_id, **{f"param.{k}": str(v) for k, v in params.items()}}
-    result = train(config=config, eval_window=day, train_windows=windows, tags=tags)
+    result = train(config=config, eval_window=day, train_windows=windows, tags=run_tags(dag_id, dag_run_id, params))
     return {"run_id": result.run_id, "version": result.registered_version, "model_uri": result.model_uri,
             "steps": result.steps, "final_loss": _for_xcom({"loss": result.final_loss})["loss"]}
 

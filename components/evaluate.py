@@ -145,7 +145,7 @@ def _reference_task(task: TaskConfig) -> str | None:
 def reference_aucs(config: PipelineConfig, window: date, train_windows: list[date] | None = None
                    ) -> dict[str, dict[str, float]]:
     """Oracle and baseline AUCs per model task on generated data; {} when ``{work_dir}/raw/truth`` is absent."""
-    from components.datagen import baseline_auc, oracle_auc
+    from components.datagen import baseline_auc, oracle_aucs
 
     raw = Path(config.data.work_dir) / "raw"
     if not (raw / "truth").is_dir():
@@ -154,13 +154,8 @@ def reference_aucs(config: PipelineConfig, window: date, train_windows: list[dat
     names = {t.task_name: _reference_task(t) for t in config.model.tasks}
     out: dict[str, dict[str, float]] = {}
     try:
-        oracle = oracle_auc(data=raw, window_start=window, window_end=window + days)
-        out["oracle"] = {t: oracle[n] for t, n in names.items() if n in oracle}
-        try:  # the reachable reference for history cut at the window start (DESIGN §4.3)
-            start = oracle_auc(data=raw, window_start=window, window_end=window + days, at_window_start=True)
-            out["oracle_window_start"] = {t: start[n] for t, n in names.items() if n in start}
-        except ValueError as exc:
-            logger.warning("no window-start oracle for %s: %s", window, exc)
+        for kind, values in oracle_aucs(data=raw, window_start=window, window_end=window + days).items():
+            out[kind] = {t: values[n] for t, n in names.items() if n in values}
         if train_windows:
             base = baseline_auc(data=raw, train_start=min(train_windows), train_end=max(train_windows) + days,
                                 eval_start=window, eval_end=window + days)

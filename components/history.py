@@ -1,14 +1,16 @@
 """Per-user history state: each user's last ``max_uih_len`` clean events before a day, kept in Parquet.
 
 ``{work_dir}/history/v2/dt=D/`` holds, per user, the events strictly before day D (ascending by (time_ms,
-video_id), the most recent ``max_uih_len``). Each event also carries its timestamp in epoch seconds and its watch
-time in seconds, as the samples store them, so building samples only picks struct fields (code-generated)
-instead of converting every element with a lambda. ``v2`` names that layout: a layout change gets a new
-folder, so an older state is never read with the wrong schema (a missing folder means a cold start). A day's job reads the newest state at or before its window start and
-adds the clean events of the days in between, instead of recomputing history from all of time; with no state
-(cold start) it rebuilds from the raw logs. Both give identical histories: appending newer events to a sorted
-history and keeping the last N is the same as sorting everything and keeping the last N, because every new
-event is later than every state event (quality puts each event inside its partition's day).
+video_id), the most recent ``max_uih_len``). Each event also carries its timestamp in epoch seconds and its
+watch time in seconds, as the samples store them, so building samples only picks struct fields
+(code-generated) instead of converting every element with a lambda. ``v2`` names that layout: a layout change
+gets a new folder, so an older state is never read with the wrong schema (a missing folder means a cold start).
+
+A day's job reads the newest state at or before its window start and adds the clean events of the days in
+between, instead of recomputing history from all of time; with no state (cold start) it rebuilds from the raw
+logs. Both give identical histories: appending newer events to a sorted history and keeping the last N is the
+same as sorting everything and keeping the last N, because every new event is later than every state event
+(quality puts each event inside its partition's day).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ HISTORY_SCHEMA = T.StructType([
 
 def _event_struct() -> Column:
     """A canonical event (sources.EVENT_SCHEMA columns) as an EVENT_STRUCT."""
-    return F.struct(F.col("time_ms").cast("bigint").alias("time_ms"), F.col("video_id").cast("bigint").alias("video_id"),
+    return F.struct(F.col("time_ms").cast("bigint").alias("time_ms"),
+                    F.col("video_id").cast("bigint").alias("video_id"),
                     F.col("action_weight").cast("bigint").alias("action_weight"),
                     F.floor(F.col("time_ms") / 1000).cast("bigint").alias("time_s"),
                     (F.col("play_time_ms") / 1000.0).cast("double").alias("watch_s"))

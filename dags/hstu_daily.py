@@ -85,12 +85,11 @@ def _window() -> str:
 def hstu_daily():
     @task
     def plan_windows():
-        from components.daily import plan_windows, trainer_command
+        from components.daily import plan_windows, run_tags, trainer_command
 
         ctx, config = get_current_context(), _run_config()
         plan = plan_windows(config=config, eval_window=_window())
-        tags = {"dag_id": ctx["dag"].dag_id, "dag_run_id": ctx["run_id"],
-                **{f"param.{k}": str(v) for k, v in ctx["params"].items()}}
+        tags = run_tags(ctx["dag"].dag_id, ctx["run_id"], dict(ctx["params"]))
         plan["trainer_command"] = trainer_command(config=config, config_file=ctx["params"]["config_file"],
                                                   eval_window=plan["eval"], gpus=TRAIN_GPUS, tags=tags)
         return plan

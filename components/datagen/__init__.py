@@ -7,7 +7,7 @@ probabilities on a window (the best achievable AUC), `baseline_auc` two static b
 
 from components.datagen.baselines import baseline_auc
 from components.datagen.generator import DEMO_DAYS, DEMO_USERS, GenerateResult, generate_dataset
-from components.datagen.oracle import auc, oracle_auc
+from components.datagen.oracle import auc, oracle_auc, oracle_aucs
 from components.datagen.schema import (
     ACTION_COLUMNS,
     EVENT_COLUMNS,
@@ -20,4 +20,5 @@ from components.datagen.world import SignalConfig
 __all__ = [
     "ACTION_COLUMNS", "DEMO_DAYS", "DEMO_USERS", "EVENT_COLUMNS", "GenerateResult", "SignalConfig", "TASK_NAMES",
     "USER_FEATURE_COLUMNS", "auc", "baseline_auc", "generate_dataset", "load_user_features", "oracle_auc",
+    "oracle_aucs",
 ]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES, TRUTH_KEY
+from components.datagen.schema import ACTION_COLUMNS, PROB_COLUMNS, TASK_NAMES, TRUTH_COLUMNS, TRUTH_KEY
 from hstu_model.metrics import auc  # the exact AUC the evaluator uses, so oracle and model compare alike
 
 
@@ -48,28 +48,41 @@ def read_window(data: Path, start: date, end: date, columns: list[str], part: st
     return {c: table.column(c).to_numpy() for c in columns}
 
 
-def oracle_auc(*, data: Path, window_start: date, window_end: date, at_window_start: bool = False
-               ) -> dict[str, float]:
+def oracle_aucs(*, data: Path, window_start: date, window_end: date) -> dict[str, dict[str, float]]:
     """AUC per task of the true probabilities against the realised labels on the window [start, end).
 
-    Args:
-        at_window_start: score ``p_start_*`` (short-term interest frozen where the day started: the reference
-            for a model that sees only pre-window history) instead of ``p_*`` (the full oracle).
     Returns:
-        task name (click, like, follow, comment, forward, hate, long_view, profile_enter) -> AUC (NaN when the
-        window has one class only).
+        {"oracle": {task: AUC} of ``p_*``, "oracle_window_start": {task: AUC} of ``p_start_*`` (short-term
+        interest frozen where the day started: the reference for a model that sees only pre-window history)};
+        the second is absent for data generated before ``p_start_*`` existed. Tasks: click, like, follow,
+        comment, forward, hate, long_view, profile_enter; NaN when the window has one class only.
     Raises:
-        ValueError: no partition, misaligned files, or (``at_window_start``) data generated before ``p_start_*``.
+        ValueError: no partition, or events and truth files that are not aligned.
     """
-    prefix = "p_start_" if at_window_start else "p_"
     events = read_window(data, window_start, window_end, [*TRUTH_KEY, *ACTION_COLUMNS])
     try:
-        truth = read_window(data, window_start, window_end, [*TRUTH_KEY, *(prefix + c for c in ACTION_COLUMNS)],
-                            part="truth")
-    except (KeyError, pa.ArrowInvalid) as exc:
-        raise ValueError(f"{data}: the truth files lack {prefix}* columns ({exc}); regenerate the data") from None
-    same = all(np.array_equal(events[k], truth[k]) for k in TRUTH_KEY)
-    if not same:
+        truth = read_window(data, window_start, window_end, list(TRUTH_COLUMNS), part="truth")
+    except (KeyError, pa.ArrowInvalid):  # generated before p_start_*
+        truth = read_window(data, window_start, window_end, [*TRUTH_KEY, *PROB_COLUMNS], part="truth")
+    if not all(np.array_equal(events[k], truth[k]) for k in TRUTH_KEY):
         raise ValueError(f"{data}: events and truth rows differ in (user_id, video_id, time_ms) on "
                          f"[{window_start}, {window_end}); expected the generator's aligned files")
-    return {task: auc(truth[prefix + col], events[col]) for task, col in zip(TASK_NAMES, ACTION_COLUMNS)}
+    out = {}
+    for name, prefix in (("oracle", "p_"), ("oracle_window_start", "p_start_")):
+        if prefix + ACTION_COLUMNS[0] in truth:
+            out[name] = {task: auc(truth[prefix + col], events[col]) for task, col in zip(TASK_NAMES, ACTION_COLUMNS)}
+    return out
+
+
+def oracle_auc(*, data: Path, window_start: date, window_end: date, at_window_start: bool = False
+               ) -> dict[str, float]:
+    """One entry of :func:`oracle_aucs`: ``p_*`` or, with ``at_window_start``, ``p_start_*``.
+
+    Raises:
+        ValueError: as :func:`oracle_aucs`, or ``at_window_start`` on data generated before ``p_start_*``.
+    """
+    name = "oracle_window_start" if at_window_start else "oracle"
+    found = oracle_aucs(data=data, window_start=window_start, window_end=window_end)
+    if name not in found:
+        raise ValueError(f"{data}: the truth files lack p_start_* columns; regenerate the data")
+    return found[name]

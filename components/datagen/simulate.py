@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.datagen.schema import ACTION_COLUMNS, PROB_COLUMNS, START_PROB_COLUMNS
 from components.datagen.world import SignalConfig, State, World
 
 DAY_MS = 86_400_000
@@ -158,9 +159,8 @@ class _Record:
             self.probs[c][pos] = acts[c]
 
 
-_FLAG_COLUMNS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view",
-                 "is_profile_enter")
-_PROB_COLUMNS = tuple(f"p_{c}" for c in _FLAG_COLUMNS) + tuple(f"p_start_{c}" for c in _FLAG_COLUMNS)
+_FLAG_COLUMNS = ACTION_COLUMNS
+_PROB_COLUMNS = PROB_COLUMNS + START_PROB_COLUMNS
 
 
 def _step(t: int, m: int, ctx: dict, rng: np.random.Generator) -> None:
@@ -176,15 +176,16 @@ def _step(t: int, m: int, ctx: dict, rng: np.random.Generator) -> None:
     alive &= time < DAY_MS  # a user whose next event would fall after midnight stops for the day
     video, is_rand = _expose(world, ctx["cum_pop"], ctx["cum_topic"], 0.5 * long_term + 4.0 * short, cfg, rng)
     vec = world.vectors[video]
-    z_long = cfg.w_long * np.einsum("ij,ij->i", long_term, vec)
-    z = (z_long + cfg.w_short * (np.einsum("ij,ij->i", short, vec) - cfg.short_center)).astype(np.float64)
-    z_start = (z_long + cfg.w_short * (np.einsum("ij,ij->i", ctx["short_start"][:m], vec)
-                                       - cfg.short_center)).astype(np.float64)
     extra = HOUR_CLICK[np.minimum(time // 3_600_000, 23)] - 0.3 * is_rand
-    probs = _probabilities(world, state, ctx["g"][:m], video, z, extra, cfg)
-    at_start = _probabilities(world, state, ctx["g"][:m], video, z_start, extra, cfg)
-    acts = {**_act(world, video, probs, rng), **{k: v for k, v in probs.items() if k.startswith("p_")},
-            **{f"p_start_{k[2:]}": v for k, v in at_start.items() if k.startswith("p_")}}
+
+    def probabilities(short_term: np.ndarray) -> dict[str, np.ndarray]:
+        z = (cfg.w_long * np.einsum("ij,ij->i", long_term, vec)
+             + cfg.w_short * (np.einsum("ij,ij->i", short_term, vec) - cfg.short_center)).astype(np.float64)
+        return _probabilities(world, state, ctx["g"][:m], video, z, extra, cfg)
+
+    probs, at_start = probabilities(short), probabilities(ctx["short_start"][:m])
+    acts = {**_act(world, video, probs, rng), **{c: probs[c] for c in PROB_COLUMNS},
+            **{s: at_start[c] for s, c in zip(START_PROB_COLUMNS, PROB_COLUMNS)}}
     prev_end[:] = time + acts["play_time_ms"]
     engaged = acts["is_click"] & acts["long_view"] & alive
     keep = np.float32(cfg.short_keep)

@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from components.localstack import REPO, airflow_env, down, up
+from tests.dags.dag_config import dag_test_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -46,9 +47,7 @@ def sides(tmp_path_factory, monkeypatch_module):
     base = tmp_path_factory.mktemp("backfill")
     generate_dataset(out=base / "raw", users=100, days=4, seed=3)
     # One training window and floors at 0, so every day's gate compares against the previous day's champion.
-    config_text = ((REPO / "configs" / "small_cpu.config").read_text()
-                   .replace("default_auc_floor: 0.52", "default_auc_floor: 0.0")
-                   .replace("train_windows: 3", "train_windows: 1"))
+    config_text = dag_test_config(train_windows=1)
     monkeypatch_module.setenv("OMP_NUM_THREADS", "1")
 
     daily, daily_config = _workspace(base / "daily", base / "raw", config_text)

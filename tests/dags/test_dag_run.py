@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from components.localstack import REPO, airflow_env
+from tests.dags.dag_config import dag_test_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -30,9 +31,7 @@ def airflow(tmp_path_factory):
     work = tmp_path_factory.mktemp("dag_run")
     generate_dataset(out=work / "raw", users=120, days=3, seed=2)
     config = work / "dag.config"  # one training window, floors at 0: the first run must become the champion
-    config.write_text((REPO / "configs" / "small_cpu.config").read_text()
-                      .replace("default_auc_floor: 0.52", "default_auc_floor: 0.0")
-                      .replace("train_windows: 3", "train_windows: 1"))
+    config.write_text(dag_test_config(train_windows=1))
     env = {**airflow_env(work), "HSTU_CONFIG": str(config), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, cwd=REPO,
                    capture_output=True, timeout=300)

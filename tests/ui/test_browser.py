@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from components.localstack import AIRFLOW_PORT, MLFLOW_PORT, REPO, admin_password, down, up
+from tests.dags.dag_config import dag_test_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -37,8 +38,7 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("stack")
     generate_dataset(out=work / "raw", users=300, days=3, seed=1)
     config = work / "ui.config"  # floors at 0 so the first run becomes the champion
-    config.write_text((REPO / "configs" / "small_cpu.config").read_text()
-                      .replace("default_auc_floor: 0.52", "default_auc_floor: 0.0"))
+    config.write_text(dag_test_config(train_windows=None))
     os.environ["HSTU_CONFIG"] = str(config)
     try:
         urls = up(work)
