@@ -48,6 +48,23 @@ def _run_dag(env: dict[str, str], window: date) -> bool:
     return proc.returncode == 0
 
 
+_SHORT = {"oracle_window_start": "oracle@start", "baseline_history_rate": "hist_rate",
+          "baseline_history_popularity": "hist+pop", "baseline_best": "best_base"}
+
+
+def _columns(refs: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """(reference, header) in table order: oracles, each baseline, the best baseline, anything else."""
+    def rank(key: str) -> int:
+        if key.startswith("oracle"):
+            return 0
+        if key.startswith("baseline_"):
+            return 2 if key == "baseline_best" else 1
+        return 3
+
+    keys = sorted(refs, key=rank)  # stable: keeps the evaluator's order within a group
+    return [(k, _SHORT.get(k, k.removeprefix("baseline_"))) for k in keys]
+
+
 def _summary(work_dir: Path, windows: list[date]) -> None:
     for window in windows:
         result = work_dir / "runs" / window.isoformat() / "result.json"
@@ -57,12 +74,13 @@ def _summary(work_dir: Path, windows: list[date]) -> None:
         print(f"\nwindow {window}: version {r.get('registered_version')}, {r['steps']} steps, "
               f"final loss {r['final_loss']:.4f}")
         refs, metrics = r.get("references", {}), r["metrics"]
-        print(f"  {'task':<10} {'model AUC':>10} {'gAUC':>8} " + " ".join(f"{k:>20}" for k in refs))
+        columns = [(k, h, max(len(h), 6)) for k, h in _columns(refs)]
+        print(f"  {'task':<10} {'model AUC':>9} {'gAUC':>6} " + " ".join(f"{h:>{w}}" for _, h, w in columns))
         for task in sorted({k.split("/")[1] for k in metrics if k.startswith("eval/") and k.endswith("/auc")}
                            - set(refs)):
-            ref = " ".join(f"{refs[k].get(task, float('nan')):>20.4f}" for k in refs)
-            print(f"  {task:<10} {metrics[f'eval/{task}/auc']:>10.4f} "
-                  f"{metrics.get(f'eval/{task}/grouped_auc', float('nan')):>8.4f} {ref}")
+            ref = " ".join(f"{refs[k].get(task, float('nan')):>{w}.4f}" for k, _, w in columns)
+            print(f"  {task:<10} {metrics[f'eval/{task}/auc']:>9.4f} "
+                  f"{metrics.get(f'eval/{task}/grouped_auc', float('nan')):>6.4f} {ref}")
     reports = sorted((work_dir / "reports").glob("*.md")) if (work_dir / "reports").exists() else []
     for report in reports[-2:]:
         print("\n" + report.read_text())

@@ -3,9 +3,10 @@
 Streams the window's samples through the model batch by batch (token budget ``eval_config.batch_token_budget``)
 and keeps only one score, label and user id per candidate and task, so the AUCs are exact (rank based over the
 whole window), not approximated per batch. Calibration per task = mean predicted probability / label rate
-(1.0 is calibrated). On generated data (``{work_dir}/raw/truth`` exists) the oracle AUC (true probabilities)
-and the baselines of ``components.datagen`` are added, so reports show model vs baseline vs oracle; they are
-computed over all of the window's raw events, the model over its samples (candidates capped per user).
+(1.0 is calibrated). References, so reports show model vs baseline (vs oracle): with the training windows
+given, the baseline suite of ``components.baselines`` fitted on their samples and scored on this window's
+(``baseline_<name>`` and ``baseline_best``, any data); on generated data (``{work_dir}/raw/truth`` exists)
+also the oracle AUC of the true probabilities, computed over all of the window's raw events.
 
 Used by the trainer after training and by the promotion gate on any registered version (``evaluate_uri``).
 """
@@ -142,27 +143,45 @@ def _reference_task(task: TaskConfig) -> str | None:
     return TASK_NAMES[bit] if bit < len(TASK_NAMES) else None
 
 
-def reference_aucs(config: PipelineConfig, window: date, train_windows: list[date] | None = None
-                   ) -> dict[str, dict[str, float]]:
-    """Oracle and baseline AUCs per model task on generated data; {} when ``{work_dir}/raw/truth`` is absent."""
-    from components.datagen import baseline_auc, oracle_aucs
+def _oracle_aucs(config: PipelineConfig, window: date) -> dict[str, dict[str, float]]:
+    """Oracle AUCs per model task on generated data; {} when ``{work_dir}/raw/truth`` is absent."""
+    from components.datagen import oracle_aucs
 
     raw = Path(config.data.work_dir) / "raw"
     if not (raw / "truth").is_dir():
         return {}
     days = timedelta(days=config.data.window_days)
     names = {t.task_name: _reference_task(t) for t in config.model.tasks}
-    out: dict[str, dict[str, float]] = {}
     try:
-        for kind, values in oracle_aucs(data=raw, window_start=window, window_end=window + days).items():
-            out[kind] = {t: values[n] for t, n in names.items() if n in values}
-        if train_windows:
-            base = baseline_auc(data=raw, train_start=min(train_windows), train_end=max(train_windows) + days,
-                                eval_start=window, eval_end=window + days)
-            for kind, values in base.items():
-                out[f"baseline_{kind}"] = {t: values[n] for t, n in names.items() if n in values}
+        found = oracle_aucs(data=raw, window_start=window, window_end=window + days)
     except (ValueError, FileNotFoundError) as exc:
-        logger.warning("no oracle/baseline AUC for window %s: %s", window, exc)
+        logger.warning("no oracle AUC for window %s: %s", window, exc)
+        return {}
+    return {kind: {t: values[n] for t, n in names.items() if n in values} for kind, values in found.items()}
+
+
+def _baseline_aucs(config: PipelineConfig, window: date, train_windows: list[date]) -> dict[str, dict[str, float]]:
+    """The baseline suite's AUCs as ``baseline_<name>`` references; {} (and a warning) without samples."""
+    from components.baselines import run_baselines
+
+    try:
+        return run_baselines(config=config, eval_window=window, train_windows=train_windows).references()
+    except (ValueError, FileNotFoundError) as exc:
+        logger.warning("no baseline AUC for window %s: %s", window, exc)
+        return {}
+
+
+def reference_aucs(config: PipelineConfig, window: date, train_windows: list[date] | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """Reference AUCs per model task: ``{ref: {task: auc}}``.
+
+    The oracle ones (``oracle``, ``oracle_window_start``) on generated data; with ``train_windows``, the
+    baseline suite (``baseline_<name>``, ``baseline_best``) on the samples of any data. A reference that
+    cannot be computed (no truth, no samples) is left out with a warning, never an error.
+    """
+    out = _oracle_aucs(config, window)
+    if train_windows:
+        out.update(_baseline_aucs(config, window, train_windows))
     return out
 
 
@@ -171,7 +190,7 @@ def evaluate_model(*, model: torch.nn.Module, config: PipelineConfig, window: da
     """Evaluates ``model`` (an unsharded DlrmHSTU) on the samples of ``window``.
 
     Args:
-        train_windows: the windows the model was trained on; the baselines are fitted on them (generated data).
+        train_windows: the windows the model was trained on; the baseline suite is fitted on their samples.
         model_uri: recorded in the result.
     Raises:
         FileNotFoundError: the window has no samples. ValueError: the window's samples are empty.

@@ -40,7 +40,7 @@ from components.config import PipelineConfig, apply_overrides, load_config
 from components.evaluate import EvalResult, evaluate_model
 from components.loader import LoaderPosition, StreamConfig, make_loader, sample_files, sample_tokens
 from components.train_loop import Progress, Trainer, TrainState, init_distributed
-from components.windows import training_windows
+from components.windows import select_training_windows, training_windows
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +78,9 @@ def run_dir(config: PipelineConfig, window: date) -> Path:
 
 def _windows(config: PipelineConfig, eval_window: date, train_windows: list[date] | None) -> list[date]:
     """The training windows: given, else the ``data_config.train_windows`` before ``eval_window`` that exist."""
-    if train_windows:
-        bad = [w for w in train_windows if w >= eval_window]
-        if bad:
-            raise ValueError(f"training window(s) {bad} are not before the evaluation window {eval_window} "
-                             "(DESIGN §4.4)")
-        return sorted(train_windows)
-    wanted = training_windows(eval_window, count=config.data.train_windows, window_days=config.data.window_days)
-    root = Path(config.data.work_dir) / "samples"
-    found = [w for w in wanted if (root / f"dt={w.isoformat()}").is_dir()]
-    if not found:
-        raise FileNotFoundError(f"no sample partition for the training windows {[str(w) for w in wanted]} under "
-                                f"{root}; build them with `hstu samples` first")
-    if len(found) < len(wanted):
-        logger.warning("training on %d of %d windows: %s missing", len(found), len(wanted),
-                       [str(w) for w in wanted if w not in found])
-    return found
+    return select_training_windows(Path(config.data.work_dir) / "samples", eval_window,
+                                   count=config.data.train_windows, window_days=config.data.window_days,
+                                   given=train_windows)
 
 
 def length_histogram(files: list[Path], config: PipelineConfig) -> np.ndarray:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def window_of(*, window_date: str | None, data_interval_start: datetime | date | None) -> date:
@@ -26,6 +30,34 @@ def training_windows(eval_window: date, *, count: int, window_days: int = 1) -> 
     if count <= 0:
         raise ValueError(f"the number of training windows must be > 0, got {count}")
     return [eval_window - timedelta(days=window_days * i) for i in range(count, 0, -1)]
+
+
+def select_training_windows(samples_root: str | Path, eval_window: date, *, count: int, window_days: int = 1,
+                            given: list[date] | None = None) -> list[date]:
+    """The training windows of ``eval_window``: ``given`` (sorted), else the ``count`` before it that have samples.
+
+    Args:
+        samples_root: ``{work_dir}/samples``, holding ``dt=YYYY-MM-DD`` partitions (local path).
+    Raises:
+        ValueError: a given window is not before ``eval_window`` (DESIGN §4.4).
+        FileNotFoundError: none of the ``count`` default windows has a sample partition.
+    """
+    if given:
+        bad = [w for w in given if w >= eval_window]
+        if bad:
+            raise ValueError(f"training window(s) {bad} are not before the evaluation window {eval_window} "
+                             "(DESIGN §4.4)")
+        return sorted(given)
+    wanted = training_windows(eval_window, count=count, window_days=window_days)
+    root = Path(samples_root)
+    found = [w for w in wanted if (root / f"dt={w.isoformat()}").is_dir()]
+    if not found:
+        raise FileNotFoundError(f"no sample partition for the training windows {[str(w) for w in wanted]} under "
+                                f"{root}; build them with `hstu samples` first")
+    if len(found) < len(wanted):
+        logger.warning("training on %d of %d windows: %s missing", len(found), len(wanted),
+                       [str(w) for w in wanted if w not in found])
+    return found
 
 
 def missing_partitions(root: str, windows: list[date]) -> list[date]:

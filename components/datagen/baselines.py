@@ -1,9 +1,10 @@
-"""Two static baselines fitted on a training window and scored on an evaluation window, per task.
+"""Two static baselines on the generated raw events, fitted on a training window and scored on an evaluation
+window, per task (``hstu data oracle --train-days``).
 
 - popularity: each video's smoothed positive rate on the training window, (pos + a p) / (n + a), a = 20.
-- logistic: logit = b + w_user + w_video, L2-regularised, fitted by alternating exact Newton steps on the
-  bias, the user block and the video block (each block is separable, so its diagonal Newton step is exact).
-Neither sees the order of events, so a sequence model should land between them and the oracle.
+- logistic: logit = b + w_user + w_video, scikit-learn's L2-regularised logistic regression on one-hot ids.
+Neither sees the order of events, so a sequence model should land between them and the oracle. The
+evaluator's baselines are ``components.baselines``: the same idea on the samples the model sees, any data.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder
 
 from components.datagen.oracle import auc, read_window
 from components.datagen.schema import ACTION_COLUMNS, TASK_NAMES
 
 _SMOOTHING = 20.0
-_L2 = 1.0
-_NEWTON_ROUNDS = 12
+_C = 1.0  # inverse L2 strength: a unit Gaussian prior on each id's weight
 
 
 def _labels(events: dict[str, np.ndarray]) -> np.ndarray:
@@ -48,30 +50,23 @@ def popularity_scores(train_items: np.ndarray, train_y: np.ndarray, eval_items: 
     return np.where(known[:, None], rate[pos], prior)
 
 
-def _newton_block(rows: np.ndarray, n: int, logit: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact Newton step of the L2-regularised log loss for one separable block of weights w [n, T]."""
-    p = 1.0 / (1.0 + np.exp(-logit))
-    grad = _group_sum(rows, p - y, n) + _L2 * w
-    hess = _group_sum(rows, p * (1.0 - p), n) + _L2
-    return w - grad / hess
-
-
 def logistic_scores(train_users: np.ndarray, train_items: np.ndarray, train_y: np.ndarray,
                     eval_users: np.ndarray, eval_items: np.ndarray) -> np.ndarray:
-    """Fit logit = b + w_user + w_video per task on train_y [N, T]; returns eval logits [M, T]."""
-    users, urow = np.unique(train_users, return_inverse=True)
-    items, irow = np.unique(train_items, return_inverse=True)
-    rate = train_y.mean(axis=0).clip(1e-6, 1 - 1e-6)
-    b = np.log(rate / (1 - rate))
-    wu, wi = np.zeros((len(users), train_y.shape[1])), np.zeros((len(items), train_y.shape[1]))
-    for _ in range(_NEWTON_ROUNDS):
-        wu = _newton_block(urow, len(users), b + wu[urow] + wi[irow], train_y, wu)
-        wi = _newton_block(irow, len(items), b + wu[urow] + wi[irow], train_y, wi)
-        p = 1.0 / (1.0 + np.exp(-(b + wu[urow] + wi[irow])))
-        b = b - (p - train_y).sum(axis=0) / np.maximum((p * (1 - p)).sum(axis=0), 1e-9)
-    upos, uknown = _index(users, eval_users)
-    ipos, iknown = _index(items, eval_items)
-    return b + np.where(uknown[:, None], wu[upos], 0.0) + np.where(iknown[:, None], wi[ipos], 0.0)
+    """Fit logit = b + w_user + w_video per task on train_y [N, T]; returns eval logits [M, T].
+
+    Unseen users and videos get weight 0; a task with one class in training gets a constant score.
+    """
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(np.stack([train_users, train_items], 1))
+    x_train = encoder.transform(np.stack([train_users, train_items], 1)).tocsr()
+    x_eval = encoder.transform(np.stack([eval_users, eval_items], 1)).tocsr()
+    out = np.zeros((len(eval_users), train_y.shape[1]))
+    for t in range(train_y.shape[1]):
+        if len(np.unique(train_y[:, t])) < 2:
+            continue
+        # liblinear's dual solver: the fast one on one-hot ids; seeded, so deterministic.
+        model = LogisticRegression(C=_C, solver="liblinear", dual=True, max_iter=1000, random_state=0)
+        out[:, t] = model.fit(x_train, train_y[:, t]).decision_function(x_eval)
+    return out
 
 
 def baseline_auc(*, data: Path, train_start: date, train_end: date, eval_start: date,

@@ -63,6 +63,7 @@ def test_references_on_generated_data(tmp_path):
     config = small_config(tmp_path)
     generate_dataset(out=tmp_path / "raw", users=40, days=3, start_date=date(2022, 4, 8), seed=1, fmt="parquet")
     refs = reference_aucs(config, date(2022, 4, 10), [date(2022, 4, 8), date(2022, 4, 9)])
-    assert set(refs) == {"oracle", "oracle_window_start", "baseline_popularity", "baseline_logistic"}
+    # the baseline suite needs sample partitions, which this work_dir lacks (tests/components/test_baselines.py)
+    assert set(refs) == {"oracle", "oracle_window_start"}
     assert set(refs["oracle"]) == set(refs["oracle_window_start"]) == {"is_click", "is_like"}
     assert 0.5 < refs["oracle"]["is_click"] <= 1.0
