@@ -121,6 +121,48 @@ def _model_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- baselines ------------------------------------------------------------------------------------------
+
+
+def _baselines(args: argparse.Namespace) -> int:
+    from components.baselines import format_table, run_baselines
+    from components.config import load_config
+    from components.windows import select_training_windows, training_windows
+
+    config = load_config(args.config)
+    days = config.data.window_days
+    given = training_windows(args.window, count=args.train_windows, window_days=days) if args.train_windows else None
+    windows = select_training_windows(Path(config.data.work_dir) / "samples", args.window,
+                                      count=config.data.train_windows, window_days=days, given=given)
+    result = run_baselines(config=config, eval_window=args.window, train_windows=windows)
+    _emit(args, f"baselines on window {result.eval_window}, trained on {len(result.train_windows)} windows "
+                f"{result.train_windows[0]}..{result.train_windows[-1]}: {result.train_candidates:,} training, "
+                f"{result.eval_candidates:,} eval candidates ({'cached' if result.cached else f'{result.seconds:.1f} s'})"
+                f"\n{format_table(result)}", result)
+    return 0
+
+
+# --- tuning ---------------------------------------------------------------------------------------------
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from components.tune import tune
+    from components.windows import training_windows
+
+    config = load_config(args.config)
+    windows = None
+    if args.train_windows:
+        windows = training_windows(args.window, count=args.train_windows, window_days=config.data.window_days)
+    result = tune(config=config, window=args.window, trials=args.trials, out=args.out, seed=args.seed,
+                  train_windows=windows)
+    done = sum(t.value is not None for t in result.trials)
+    _emit(args, f"window {result.window}: best mean AUC {result.best_value:.4f} (trial {result.best_trial}, "
+                f"{done}/{len(result.trials)} trials completed) {result.best_params}; config {result.config_path}; "
+                f"MLflow run {result.parent_run_id} ({result.seconds:.0f} s)", result)
+    return 0
+
+
 # --- registry -------------------------------------------------------------------------------------------
 
 
@@ -194,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(model, "summary", _model_summary, "parameter count per module and in total")
     p.add_argument("config", type=Path)
 
+    p = _add(steps, "tune", _tune, "search training hyper-parameters on a window; write the best config")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--window", type=_date, required=True, help="validation window YYYY-MM-DD (trains on those before)")
+    p.add_argument("--trials", type=int, required=True, help="number of training runs")
+    p.add_argument("--out", type=Path, default=None, help="best config file (default {work_dir}/tune/<window>/best.config)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
+    p.add_argument("--train-windows", type=int, default=None, help="number of windows before --window")
+    p = _add(steps, "baselines", _baselines, "AUC per task of the baseline suite on a window's samples")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--window", type=_date, required=True, help="evaluation window YYYY-MM-DD")
+    p.add_argument("--train-windows", type=int, default=None,
+                   help="number of windows before --window (default: data_config.train_windows, those that exist)")
     p = _add(steps, "promote", _promote, "move @champion to a version that passed the gate (or --force)")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--version", required=True)

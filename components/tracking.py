@@ -405,6 +405,32 @@ def start_run(target: TrackingTarget, *, dag_id: str, dag_run_id: str, window: s
         log.info("MLflow run %s ended %s", active.info.run_id, status)
 
 
+# A run tagged with it shows nested under that run (what mlflow.start_run(parent_run_id=...) sets).
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+@contextlib.contextmanager
+def start_parent_run(target: TrackingTarget, *, run_name: str, tags: Mapping[str, str]) -> Iterator[TrackedRun]:
+    """A run grouping child runs (a tuning study's trials), ending like :func:`start_run`'s.
+
+    Created through the client and never made MLflow's active run, so each child can still be opened with
+    :func:`start_run` (which refuses to start while another run is active) tagged ``{PARENT_RUN_TAG: run_id}``.
+    """
+    client = client_for(target.tracking_uri)
+    with clear_unreachable_errors(target.tracking_uri):
+        run_id = client.create_run(target.experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+    status = "FAILED"
+    try:
+        yield TrackedRun(target, run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run_id, status=status)
+        log.info("MLflow run %s ended %s", run_id, status)
+
+
 # ---------------------------------------------------------------- registry
 
 
