@@ -343,7 +343,8 @@ def load_config(path: str | Path) -> PipelineConfig:
 
 def apply_overrides(config: PipelineConfig, *, kernel: str | None = None, train_windows: int | None = None,
                     auc_floors: dict[str, float] | None = None, max_regression: float | None = None,
-                    work_dir: str | None = None) -> PipelineConfig:
+                    work_dir: str | None = None, events_path: str | None = None,
+                    user_features_path: str | None = None) -> PipelineConfig:
     """A copy of ``config`` with run-time choices (Airflow Params, CLI flags) applied.
 
     The choices are written into the config text and the result parsed again, so they are validated like the
@@ -360,6 +361,10 @@ def apply_overrides(config: PipelineConfig, *, kernel: str | None = None, train_
         msg.data_config.train_windows = train_windows
     if work_dir:
         msg.data_config.work_dir = work_dir
+    if events_path:
+        msg.data_config.events_path = events_path
+    if user_features_path:
+        msg.data_config.user_features_path = user_features_path
     promotion = msg.promotion_config
     rules = {r.task_name: r for r in promotion.task_rules}
     for task, floor in (auc_floors or {}).items():

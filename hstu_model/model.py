@@ -6,7 +6,7 @@ Per sample the token sequence is ``[K contextual | U history, oldest first | T c
     x       = Dropout(tokens + pos_emb + time_emb)
     x       = STU_n(... STU_1(x))                             mask of DESIGN §6, S = max_seq_len
     user    = postprocessor(x at the candidates, query time)  [C, D]
-    logits  = tower(user, item content)                       [C, num_tasks]
+    logits  = tower(user, item content[, history summary])    [C, num_tasks]
 
 ``build_model`` builds the embedding tables through ``build_embeddings`` (the factory a sharder replaces) and
 resolves the kernel backend once; every layer gets it as a constructor argument.
@@ -22,6 +22,7 @@ from hstu_model.backend import resolve_backend
 from hstu_model.batch import HstuBatch, offsets_from_lengths
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings, build_embeddings
+from hstu_model.history_summary import history_summary
 from hstu_model.positional import PositionalEncoder, segment_index
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
@@ -64,7 +65,10 @@ class DlrmHSTU(nn.Module):
         self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend)
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
-                                    hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks))
+                                    hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
+                                    len(hstu.preprocessor.action_weights))
+        tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
+        self.num_items = tables.get(config.feature_groups.uih[0], 1)
 
     def _lookup(self, batch: HstuBatch) -> dict[str, torch.Tensor]:
         ones = torch.ones_like(batch.uih_lengths)
@@ -109,7 +113,16 @@ class DlrmHSTU(nn.Module):
         x, seq_offsets, candidate_content = self.encode(batch)
         user = x.index_select(0, self.candidate_index(batch, seq_offsets))  # [C, D]
         user = self.postprocessor(user, batch.candidate_timestamp)
-        return self.tower(user, candidate_content)
+        summary = self.history_summary(batch) if self.tower.summary is not None else None
+        return self.tower(user, candidate_content, summary)
+
+    def history_summary(self, batch: HstuBatch) -> torch.Tensor:
+        """The tower's history summary of every candidate: ``[C, 2A + 2]`` (hstu_model.history_summary)."""
+        groups = self.config.feature_groups
+        return history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
+                               batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths,
+                               self.preprocessor.action_encoder.action_weights, self.config.max_seq_len,
+                               self.num_items)
 
 
 def build_model(config: ModelConfig, device: torch.device | str, *, strict_kernel: bool = False,

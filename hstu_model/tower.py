@@ -2,6 +2,7 @@
 
     item = ItemMLP(content [C, E])                      (Linear, SiLU, Linear, LayerNorm -> [C, D])
     logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]
+    with ``history_summary``: Head(MLP([user * item, SummaryMLP(summary [C, 2A + 2])]))  (hstu_model.history_summary)
 
 MLP: per ``hidden_units`` entry ``Linear -> (LayerNorm if use_ln) -> activation -> (Dropout)``.
 """
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from hstu_model.config import TowerConfig
+from hstu_model.history_summary import HistorySummaryEncoder
 from hstu_model.preprocessor import SimpleMlp
 
 _ACTIVATIONS = {"nn.ReLU": nn.ReLU, "nn.SiLU": nn.SiLU, "nn.GELU": nn.GELU, "nn.Tanh": nn.Tanh}
@@ -41,12 +43,18 @@ def _mlp(config: TowerConfig, in_dim: int) -> tuple[nn.Sequential, int]:
 class FusionMtlTower(nn.Module):
     """User-side candidate encoding x item-side encoding -> MLP -> ``[C, num_tasks]`` logits."""
 
-    def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int):
+    def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int,
+                 num_actions: int):
         super().__init__()
         self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
-        self.mlp, out_dim = _mlp(config, width)
+        self.summary = HistorySummaryEncoder(num_actions, width) if config.history_summary else None
+        self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
 
-    def forward(self, user: torch.Tensor, item_content: torch.Tensor) -> torch.Tensor:
-        """``user [C, D]``, ``item_content [C, E]`` -> logits ``[C, T]``."""
-        return self.head(self.mlp(user * self.item_mlp(item_content)))
+    def forward(self, user: torch.Tensor, item_content: torch.Tensor,
+                summary: torch.Tensor | None = None) -> torch.Tensor:
+        """``user [C, D]``, ``item_content [C, E]``, ``summary [C, 2A + 2]`` (with history_summary) -> ``[C, T]``."""
+        x = user * self.item_mlp(item_content)
+        if self.summary is not None:
+            x = torch.cat([x, self.summary(summary)], dim=1)  # [C, 2D]
+        return self.head(self.mlp(x))
