@@ -97,12 +97,36 @@ def _task_weights(weights: dict[str, float]) -> Callable[[pipeline_pb2.PipelineC
     return change
 
 
+def _drop_contextual(feature: str) -> Callable[[pipeline_pb2.PipelineConfig], None]:
+    def change(msg):
+        for group in msg.model_config.feature_groups:
+            if group.group_name == "contextual" and feature in group.feature_names:
+                names = [f for f in group.feature_names if f != feature]
+                del group.feature_names[:]
+                group.feature_names.extend(names)
+    return change
+
+
+def _embedding_dim(feature: str, dim: int) -> Callable[[pipeline_pb2.PipelineConfig], None]:
+    def change(msg):
+        features = [feature, "item_video_id"] if feature == "video_id" else [feature]
+        for name in features:
+            fc = next((f for f in msg.feature_configs if f.id_feature.feature_name == name), None)
+            if fc is None:
+                fc = msg.feature_configs.add()
+                fc.id_feature.feature_name = name
+            fc.id_feature.embedding_dim = dim
+    return change
+
+
 def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch] | None]:
     """(config edits, batch transform) of a variant name such as ``base``, ``sparse_lr=0.05``, ``layers=0``."""
     key, _, value = name.partition("=")
     table = {
         "base": ([], None),
         "summary": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "history_summary", True)], None),
+        "no_summary": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "history_summary", False)], None),
+        "id_bias": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "id_bias", True)], None),
         "no_stu": ([lambda m: setattr(_hstu(m), "attn_num_layers", 0)], None),
         "context_only": ([], _no_history),
         "history_only": ([], _no_contextual),
@@ -117,10 +141,19 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         "sparse_lr": "train_config.sparse_optimizer.lr", "dense_lr": "train_config.dense_optimizer.lr",
         "layers": "model_config.dlrm_hstu.hstu.attn_num_layers", "dropout": "model_config.dlrm_hstu.hstu.input_dropout_ratio",
         "weight_decay": "train_config.dense_optimizer.weight_decay", "budget": "train_config.batch_token_budget",
+        "sparse_wd": "train_config.sparse_optimizer.weight_decay",
+        "stu_dropout": "model_config.dlrm_hstu.hstu.stu.output_dropout_ratio",
     }
     if key in numeric:
         as_int = key in ("layers", "budget")
         return [_set(numeric[key], int(value) if as_int else float(value))], None
+    if key == "tower_dropout":
+        return [lambda m: m.model_config.dlrm_hstu.fusion_mtl_tower.mlp.dropout_ratio.append(float(value))], None
+    if key == "no_user_id":  # the user's id leaves the contextual tokens (its features stay)
+        return [_drop_contextual("user_id")], None
+    if key in ("video_dim", "user_dim"):
+        feature = "video_id" if key == "video_dim" else "user_id"
+        return [_embedding_dim(feature, int(value))], None
     if key == "rare_weight":  # the rare tasks' loss weight (all but click and long_view)
         return [lambda m: _task_weights({t.task_name: float(value) for t in
                                          m.model_config.dlrm_hstu.fusion_mtl_tower.task_configs

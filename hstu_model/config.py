@@ -100,6 +100,7 @@ class TowerConfig:
     use_ln: bool
     dropout_ratio: tuple[float, ...] = ()
     history_summary: bool = False  # the tower also reads hstu_model.history_summary's features
+    id_bias: bool = False  # per-task bias of every contextual and candidate id (hstu_model.id_bias)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def _tasks(msg: model_pb2.FusionMtlTowerConfig, fail) -> tuple[TaskConfig, ...]:
     return tuple(tasks)
 
 
-def _tower(msg: model_pb2.MlpTowerConfig, history_summary: bool, fail) -> TowerConfig:
+def _tower(msg: model_pb2.MlpTowerConfig, history_summary: bool, id_bias: bool, fail) -> TowerConfig:
     base = "model_config.dlrm_hstu.fusion_mtl_tower.mlp"
     if msg.activation not in ACTIVATIONS:
         raise fail(f"{base}.activation", f"unknown activation {msg.activation!r}; one of {', '.join(ACTIVATIONS)}")
@@ -267,7 +268,7 @@ def _tower(msg: model_pb2.MlpTowerConfig, history_summary: bool, fail) -> TowerC
     for i, units in enumerate(msg.hidden_units):
         _positive(units, f"{base}.hidden_units[{i}]", fail)
     return TowerConfig(tuple(msg.hidden_units) or (512,), msg.activation, msg.use_ln,
-                       tuple(map(decimal_float, msg.dropout_ratio)), history_summary)
+                       tuple(map(decimal_float, msg.dropout_ratio)), history_summary, id_bias)
 
 
 def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None = None) -> ModelConfig:
@@ -284,7 +285,8 @@ def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None
     d = msg.dlrm_hstu
     hstu = _hstu(d.hstu, fail)
     _positive(d.max_seq_len, "model_config.dlrm_hstu.max_seq_len", fail)
-    config = ModelConfig(groups, hstu, _tower(d.fusion_mtl_tower.mlp, d.fusion_mtl_tower.history_summary, fail), _tasks(d.fusion_mtl_tower, fail),
+    config = ModelConfig(groups, hstu, _tower(d.fusion_mtl_tower.mlp, d.fusion_mtl_tower.history_summary,
+                                                 d.fusion_mtl_tower.id_bias, fail), _tasks(d.fusion_mtl_tower, fail),
                          d.max_seq_len, model_pb2.Kernel.Name(msg.kernel))
     if len(groups.contextual) >= d.max_seq_len:
         raise fail("model_config.dlrm_hstu.max_seq_len",

@@ -7,6 +7,7 @@ Per sample the token sequence is ``[K contextual | U history, oldest first | T c
     x       = STU_n(... STU_1(x))                             mask of DESIGN §6, S = max_seq_len
     user    = postprocessor(x at the candidates, query time)  [C, D]
     logits  = tower(user, item content[, history summary])    [C, num_tasks]
+            (+ per-task id biases with id_bias: hstu_model.id_bias)
 
 ``build_model`` builds the embedding tables through ``build_embeddings`` (the factory a sharder replaces) and
 resolves the kernel backend once; every layer gets it as a constructor argument.
@@ -23,6 +24,7 @@ from hstu_model.batch import HstuBatch, offsets_from_lengths
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings, build_embeddings
 from hstu_model.history_summary import history_summary
+from hstu_model.id_bias import IdBias
 from hstu_model.positional import PositionalEncoder, segment_index
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
@@ -52,7 +54,7 @@ def check_supported(config: ModelConfig) -> None:
 class DlrmHSTU(nn.Module):
     """The ranking model: ``model(batch) -> logits [num_candidates, num_tasks]`` (raw logits, no sigmoid)."""
 
-    def __init__(self, config: ModelConfig, embeddings: IdEmbeddings, backend: str):
+    def __init__(self, config: ModelConfig, embeddings: IdEmbeddings, backend: str, id_bias: IdBias | None = None):
         super().__init__()
         check_supported(config)
         hstu, width = config.hstu, config.hstu.stu.embedding_dim
@@ -69,6 +71,7 @@ class DlrmHSTU(nn.Module):
                                     len(hstu.preprocessor.action_weights))
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
+        self.id_bias = id_bias
 
     def _lookup(self, batch: HstuBatch) -> dict[str, torch.Tensor]:
         ones = torch.ones_like(batch.uih_lengths)
@@ -114,7 +117,11 @@ class DlrmHSTU(nn.Module):
         user = x.index_select(0, self.candidate_index(batch, seq_offsets))  # [C, D]
         user = self.postprocessor(user, batch.candidate_timestamp)
         summary = self.history_summary(batch) if self.tower.summary is not None else None
-        return self.tower(user, candidate_content, summary)
+        logits = self.tower(user, candidate_content, summary)
+        if self.id_bias is not None:
+            logits = logits + self.id_bias(batch.contextual, batch.candidate_ids, batch.uih_lengths,
+                                           batch.candidate_lengths)
+        return logits
 
     def history_summary(self, batch: HstuBatch) -> torch.Tensor:
         """The tower's history summary of every candidate: ``[C, 2A + 2]`` (hstu_model.history_summary)."""
@@ -142,6 +149,7 @@ def build_model(config: ModelConfig, device: torch.device | str, *, strict_kerne
     check_supported(config)
     backend = resolve_backend(config.kernel, device, strict_kernel) if device.type != "meta" else "pytorch"
     embeddings = embeddings if embeddings is not None else build_embeddings(config, device)
+    id_bias = IdBias(config, device) if config.tower.id_bias else None
     with torch.device(device):
-        model = DlrmHSTU(config, embeddings, backend)
+        model = DlrmHSTU(config, embeddings, backend, id_bias)
     return model

@@ -230,14 +230,16 @@ class TaskConfig(_message.Message):
     def __init__(self, task_name: _Optional[str] = ..., label_name: _Optional[str] = ..., task_bitmask: _Optional[int] = ..., losses: _Optional[_Iterable[_Union[LossConfig, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricConfig, _Mapping]]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class FusionMtlTowerConfig(_message.Message):
-    __slots__ = ("mlp", "task_configs", "history_summary")
+    __slots__ = ("mlp", "task_configs", "history_summary", "id_bias")
     MLP_FIELD_NUMBER: _ClassVar[int]
     TASK_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ID_BIAS_FIELD_NUMBER: _ClassVar[int]
     mlp: MlpTowerConfig
     task_configs: _containers.RepeatedCompositeFieldContainer[TaskConfig]
     history_summary: bool
-    def __init__(self, mlp: _Optional[_Union[MlpTowerConfig, _Mapping]] = ..., task_configs: _Optional[_Iterable[_Union[TaskConfig, _Mapping]]] = ..., history_summary: _Optional[bool] = ...) -> None: ...
+    id_bias: bool
+    def __init__(self, mlp: _Optional[_Union[MlpTowerConfig, _Mapping]] = ..., task_configs: _Optional[_Iterable[_Union[TaskConfig, _Mapping]]] = ..., history_summary: _Optional[bool] = ..., id_bias: _Optional[bool] = ...) -> None: ...
 
 class DlrmHstuConfig(_message.Message):
     __slots__ = ("hstu", "fusion_mtl_tower", "max_seq_len")
