@@ -264,7 +264,7 @@ def main() -> None:
     rows = [{**r, **meta} for rs in results for r in rs]
     previous = json.loads(args.out.read_text()) if args.out.exists() else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(previous + rows, indent=1) + "\n")
+    args.out.write_text("[\n" + ",\n".join(json.dumps(r) for r in previous + rows) + "\n]\n")  # a row a line
 
 
 if __name__ == "__main__":

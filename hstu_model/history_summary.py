@@ -1,4 +1,4 @@
-"""A summary of each sample's action history, read by the tower beside the encoder (docs/design.md, model).
+"""A summary of each sample's action history, read by the tower beside the encoder (an extension of the spec).
 
 Per sample with history actions ``a_1..a_U`` (bitmasks) and per action bit ``k`` of ``action_weights``:
 

@@ -1,4 +1,4 @@
-"""The wide part: one learned bias per task for every contextual id and candidate item id (docs/design.md).
+"""The wide part: one learned bias per task for every contextual id and candidate item id (an extension of the spec).
 
     logits[c, t] += sum_f bias_f[id_f(c), t]     f over the contextual features and the candidate features
 
