@@ -5,8 +5,9 @@
 A logistic regression on one-hot ids learns exactly these numbers, and on a few thousand samples it beats the
 deep part alone (measured: benchmarks/results/QUALITY_NOTES.md): a 64-wide id embedding pushed through MLPs
 memorises its training rows, while a T-wide bias with weight decay generalises like the logistic one. The
-biases are TorchRec tables (one ``EmbeddingCollection``, dim = number of tasks, rows = the id table's rows),
-so the trainer's fused sparse optimizer updates them and a sharder can place them like the other tables.
+biases are TorchRec tables (one ``EmbeddingCollection``, a column per task, rows = the id table's rows),
+so the trainer's fused sparse optimizer updates them and a sharder can place them like the other tables (their
+width is rounded up to a multiple of 4, which sharded tables need; the extra columns stay zero).
 Rows start at zero: an id the model never saw adds nothing.
 """
 
@@ -32,11 +33,15 @@ class IdBias(nn.Module):
     def __init__(self, config: ModelConfig, device: torch.device | str):
         super().__init__()
         wanted = set(bias_features(config))
+        self.num_tasks = len(config.tasks)
+        # Sharded tables (FBGEMM's TBE) need a dim that is a multiple of 4: the extra columns are never read,
+        # so they get no gradient and stay zero.
+        dim = -(-self.num_tasks // 4) * 4
         tables = []
         for t in config.embedding_tables:
             names = [f for f in t.feature_names if f in wanted]
             if names:
-                tables.append(EmbeddingConfig(name=f"{t.name}_bias", embedding_dim=len(config.tasks),
+                tables.append(EmbeddingConfig(name=f"{t.name}_bias", embedding_dim=dim,
                                               num_embeddings=t.num_embeddings, feature_names=names))
         collection = EmbeddingCollection(tables=tables, device=torch.device(device))
         if torch.device(device).type != "meta":
@@ -53,7 +58,7 @@ class IdBias(nn.Module):
         ones = torch.ones_like(uih_lengths)
         features = {f: (contextual[f], ones) for f in self.contextual}
         features.update({f: (candidate[f], candidate_lengths) for f in self.candidate})
-        rows = self.lookup(features)
+        rows = {f: r[:, :self.num_tasks] for f, r in self.lookup(features).items()}  # [N_f, T]
         sample = torch.repeat_interleave(torch.arange(candidate_lengths.numel(), device=candidate_lengths.device),
                                          candidate_lengths, output_size=candidate[self.candidate[0]].numel())
         bias = sum(rows[f] for f in self.candidate)  # [C, T]

@@ -109,6 +109,6 @@ def test_id_bias_starts_at_zero_and_learns_a_per_item_rate():
         loss.backward()
         optimizer.step()
     seen = batch.candidate_ids["item_video_id"].unique()
-    table = model.id_bias.lookup.collections["bias"].embeddings["video_id_bias"].weight  # [rows, T]
+    table = model.id_bias.lookup.collections["bias"].embeddings["video_id_bias"].weight  # [rows, T rounded up to 4]
     item_bias = table[seen, 0]  # the click bias of each item seen
     assert 7 in seen.tolist() and item_bias[seen == 7].item() > item_bias[seen != 7].max().item() + 0.2
