@@ -20,6 +20,8 @@ import math
 import torch
 from torch import nn
 
+from hstu_model.positional import segment_index
+
 RECENT_EVENTS = 20
 
 
@@ -44,18 +46,15 @@ def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_ite
     Returns:
         float32 [C, 2A + 2]: rates, recent rates, length, in_history.
     """
-    batch, device = uih_lengths.numel(), uih_lengths.device
-    sample = torch.repeat_interleave(torch.arange(batch, device=device), uih_lengths, output_size=uih_action.numel())
-    starts = torch.cumsum(uih_lengths, 0) - uih_lengths  # [B]
-    index = torch.arange(uih_action.numel(), device=device) - starts[sample]  # position in its sample
+    batch = uih_lengths.numel()
+    sample, index = segment_index(uih_lengths, uih_action.numel())  # sample of each event, position in it
     recent = (index >= (uih_lengths[sample] - RECENT_EVENTS)).float()  # [U]
     lengths = uih_lengths.float()[:, None]  # [B, 1]
     rates = _counts(uih_action, action_weights, sample, batch) / (lengths + 1)  # [B, A]
     recent_rates = _counts(uih_action, action_weights, sample, batch, recent) / (lengths.clamp(max=RECENT_EVENTS) + 1)
     length = torch.log1p(lengths) / math.log1p(max_seq_len)  # [B, 1]
     per_sample = torch.cat([rates, recent_rates, length], dim=1)  # [B, 2A + 1]
-    candidate_sample = torch.repeat_interleave(torch.arange(batch, device=device), candidate_lengths,
-                                              output_size=candidate_item.numel())
+    candidate_sample, _ = segment_index(candidate_lengths, candidate_item.numel())
     # (sample, item) keys: a candidate is "in history" only for its own sample's history (no host sync).
     in_history = torch.isin(candidate_sample * num_items + candidate_item, sample * num_items + uih_item).float()
     return torch.cat([per_sample[candidate_sample], in_history[:, None]], dim=1)

@@ -20,6 +20,7 @@ from torchrec.modules.embedding_modules import EmbeddingCollection
 
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings
+from hstu_model.positional import segment_index
 
 
 def bias_features(config: ModelConfig) -> tuple[str, ...]:
@@ -59,8 +60,7 @@ class IdBias(nn.Module):
         features = {f: (contextual[f], ones) for f in self.contextual}
         features.update({f: (candidate[f], candidate_lengths) for f in self.candidate})
         rows = {f: r[:, :self.num_tasks] for f, r in self.lookup(features).items()}  # [N_f, T]
-        sample = torch.repeat_interleave(torch.arange(candidate_lengths.numel(), device=candidate_lengths.device),
-                                         candidate_lengths, output_size=candidate[self.candidate[0]].numel())
+        sample, _ = segment_index(candidate_lengths, candidate[self.candidate[0]].numel())  # [C]
         bias = sum(rows[f] for f in self.candidate)  # [C, T]
         for f in self.contextual:
             bias = bias + rows[f][sample]  # [B, T] -> [C, T]
