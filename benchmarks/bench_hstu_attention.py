@@ -1,9 +1,16 @@
 """Benchmark hstu_attention (Triton vs the PyTorch twin) on the reference problem of notes/performance.md.
 
 B jagged sequences, lengths uniform in [N/2, N], causal, bf16. FLOPs: forward = H * (Dqk + Dv) * sum(len^2),
-backward = 2.5 x forward. Checks the Triton output against the twin in fp32 first, then times both.
+backward = 2.5 x forward (nominal: the same count for every mask, so TFLOP/s compare as inverse times). Checks the
+Triton output against the twin in fp32 first, then times both.
+
+--num-targets T gives every sequence T candidates (the window-start mask); --query-time also times the query-time
+mask (query_time=True, the last min(T, U) history tokens are the candidates' own events) on the same inputs,
+after the window-start mask (T defaults to 64 then), so both masks are compared in one run. Rows record
+"num_targets" and "query_time".
 
     python benchmarks/bench_hstu_attention.py --n 1024 2048 4096 8192 --out benchmarks/results/hstu_attention.json
+    python benchmarks/bench_hstu_attention.py --n 1024 2048 4096 8192 --query-time --modes fwd+bwd
 """
 
 from __future__ import annotations
@@ -27,20 +34,30 @@ def _inputs(batch, n, heads, dim, dtype, seed):
     return q, k, v, offsets, lengths
 
 
-def _check(n, heads, dim):
+def _mask_kwargs(num_targets, batch, query_time):
+    """hstu_attention mask keywords: T candidates per sequence (none when T == 0), query-time mask or not."""
+    if num_targets == 0:
+        return {}
+    return {"num_targets": torch.full((batch,), num_targets, dtype=torch.int64, device="cuda"),
+            "query_time": query_time}
+
+
+def _check(n, heads, dim, num_targets=0, query_time=False):
     """fp32 Triton vs twin on a 4-sequence batch; raises if they disagree."""
     q, k, v, offsets, _ = _inputs(4, min(n, 2048), heads, dim, torch.float32, seed=1)
-    out = hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5)
-    ref = hstu_attention_ref(q, k, v, offsets, n, alpha=dim ** -0.5)
+    mask = _mask_kwargs(num_targets, 4, query_time)
+    out = hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5, **mask)
+    ref = hstu_attention_ref(q, k, v, offsets, n, alpha=dim ** -0.5, **mask)
     err = ((out - ref).norm() / ref.norm()).item()
     if not err < 1e-4:
-        raise RuntimeError(f"Triton vs twin relative error {err:.2e} at N={n} exceeds 1e-4")
+        raise RuntimeError(f"Triton vs twin relative error {err:.2e} at N={n} (query_time={query_time}) "
+                           "exceeds 1e-4")
     return err
 
 
-def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode):
+def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode, mask):
     def forward():
-        return fn(q, k, v, offsets, n, alpha=dim ** -0.5)
+        return fn(q, k, v, offsets, n, alpha=dim ** -0.5, **mask)
 
     if mode == "fwd":
         call = forward
@@ -63,12 +80,20 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--ref-max-n", type=int, default=8192, help="skip the twin above this N")
     parser.add_argument("--modes", nargs="+", default=["fwd", "fwd+bwd"])
+    parser.add_argument("--num-targets", type=int, default=None,
+                        help="candidates per sequence (default: none, or 64 with --query-time)")
+    parser.add_argument("--query-time", action="store_true",
+                        help="also time the query-time mask (query_time=True) after the window-start mask")
     parser.add_argument("--note", default="", help="free text stored with each row (the kernel version)")
     parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention.json")
     args = parser.parse_args()
+    num_targets = args.num_targets if args.num_targets is not None else (64 if args.query_time else 0)
+    if args.query_time and num_targets < 1:
+        parser.error("--query-time needs candidates: --num-targets >= 1")
+    query_times = (False, True) if args.query_time else (False,)
     rows = []
     for n in args.n:
-        err = _check(n, args.heads, args.dim)
+        errs = {qt: _check(n, args.heads, args.dim, num_targets, qt) for qt in query_times}
         q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
         flops_fwd = args.heads * 2 * args.dim * float((lengths.double() ** 2).sum())
         shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
@@ -76,15 +101,21 @@ def main() -> None:
             for mode in args.modes:
                 if backend == "pytorch" and n > args.ref_max_n:
                     continue
-                try:
-                    times, tflops, peak = _bench_one(fn, q, k, v, offsets, n, args.dim, flops_fwd, mode)
-                    rows.append(row("hstu_attention", backend, mode, shape, times, tflops, peak,
-                                    fp32_rel_err_vs_twin=err, note=args.note))
-                except torch.OutOfMemoryError:
-                    rows.append(row("hstu_attention", backend, mode, shape, None, None, None, note="OOM"))
-                torch.cuda.empty_cache()
+                for query_time in query_times:
+                    mask = _mask_kwargs(num_targets, args.batch, query_time)
+                    extra = {"num_targets": num_targets, "query_time": query_time}
+                    try:
+                        times, tflops, peak = _bench_one(fn, q, k, v, offsets, n, args.dim, flops_fwd, mode, mask)
+                        rows.append(row("hstu_attention", backend, mode, shape, times, tflops, peak,
+                                        fp32_rel_err_vs_twin=errs[query_time], note=args.note, **extra))
+                    except torch.OutOfMemoryError:
+                        rows.append(row("hstu_attention", backend, mode, shape, None, None, None, note="OOM",
+                                        **extra))
+                    torch.cuda.empty_cache()
     append_rows(args.out, rows)
-    print_table(rows)
+    for query_time in query_times:
+        print(f"num_targets={num_targets} query_time={query_time}")
+        print_table([r for r in rows if r["query_time"] == query_time])
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def _sync(device: torch.device) -> None:
 
 def bench_kernel(config: PipelineConfig, kernel: str, batches: list[HstuBatch], args) -> dict:
     config = config.replace(model=dataclasses.replace(config.model, kernel=kernel),
-                            train=dataclasses.replace(config.train, precision=args.precision, strict_kernel=True,
+                            train=dataclasses.replace(config.train, precision=args.precision, allow_kernel_fallback=False,
                                                       warmup_steps=0))
     device = torch.device(args.device)
     trainer = Trainer(config, device, rank=0, world=1, digest="bench")

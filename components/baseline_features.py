@@ -3,8 +3,9 @@
 A sample (DESIGN §4.3) is one (user, window) row: contextual ids, a history strictly before the window
 (``uih`` ids, ``uih_action`` bitmasks) and the window's candidates (``candidate`` ids, query times,
 ``item_action_weight`` label bitmasks). Each candidate becomes one row carrying what a static model may use:
-its user, item, contextual ids, hour and position, and counts over its sample's history (length, positives
-per task overall and over the last ``RECENT`` events, whether the item is in it). Nothing here looks at a
+its user, item, contextual ids, hour and position, and counts over the history it may see (length, positives
+per task overall and over the last ``RECENT`` events, whether the item is in it): the sample's history, and with
+query-time history (``data_config.history_mode``) also the window's events before the candidate's own. Nothing here looks at a
 candidate's label except the ``label`` column itself.
 
 Also the smoothed rates the baselines share: ``(pos + a * prior) / (n + a)``, and leave-one-window-out
@@ -46,18 +47,39 @@ def _read_window(config: PipelineConfig, window: date) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _history_counts(items: np.ndarray, actions: np.ndarray, lengths: np.ndarray,
-                    tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
-    """Per sample counts over its history ``items/actions [U]``, ``lengths [R]`` -> arrays [R]."""
-    rows = len(lengths)
-    sample = np.repeat(np.arange(rows), lengths)  # [U]
-    ends = np.cumsum(lengths)
-    recent = (np.repeat(ends, lengths) - 1 - np.arange(len(items))) < RECENT  # [U]; the history is ascending
-    out = {"hist_len": lengths, "recent_len": np.bincount(sample, weights=recent, minlength=rows).astype(np.int64)}
+def _exclusive_cumsum(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S [sum lengths + 1], starts [R]): ``S[starts[r] + i]`` counts ``x`` over the first ``i`` values of row r."""
+    return np.concatenate([[0], np.cumsum(x, dtype=np.int64)]), np.cumsum(lengths) - lengths
+
+
+def _visible_counts(items: np.ndarray, actions: np.ndarray, lengths: np.ndarray, candidates: np.ndarray,
+                    sample: np.ndarray, visible: np.ndarray, tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
+    """Counts over the history each candidate may see: the first ``visible`` events of its sample's history.
+
+    Args:
+        items, actions: [U] history of every sample, ascending; lengths int64 [R]; candidates [C] item ids;
+            sample int64 [C] the row of each candidate; visible int64 [C] how many of its row's history
+            events the candidate sees.
+    Returns:
+        column -> int64 [C]: ``hist_len``, ``recent_len`` (of the last ``RECENT`` visible events), per task
+        ``hist_pos_<task>`` and ``recent_pos_<task>``, and ``in_history`` (its item among the visible events).
+    """
+    first = np.maximum(visible - RECENT, 0)
+    out = {"hist_len": visible, "recent_len": visible - first}
     for t in tasks:
         hit = (actions.astype(np.int64) & t.task_bitmask) != 0
-        out[f"hist_pos_{t.task_name}"] = np.bincount(sample, weights=hit, minlength=rows).astype(np.int64)
-        out[f"recent_pos_{t.task_name}"] = np.bincount(sample, weights=hit & recent, minlength=rows).astype(np.int64)
+        cum, starts = _exclusive_cumsum(hit, lengths)
+        end, begin = cum[starts[sample] + visible], cum[starts[sample] + first]
+        out[f"hist_pos_{t.task_name}"] = end - cum[starts[sample]]
+        out[f"recent_pos_{t.task_name}"] = end - begin
+    # The first position of each (sample, item) in the history: seen when it lies before the visible end.
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.arange(len(items)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    firsts = pd.DataFrame({"sample": rows, "item": items.astype(np.int64), "pos": position}) \
+        .groupby(["sample", "item"])["pos"].min()
+    cand = pd.MultiIndex.from_arrays([sample, candidates.astype(np.int64)])
+    seen_at = firsts.reindex(cand).to_numpy()
+    out["in_history"] = (np.nan_to_num(seen_at, nan=np.inf) < visible).astype(np.int64)
     return out
 
 
@@ -79,13 +101,17 @@ def _window_frame(config: PipelineConfig, window: date, first_sample: int) -> pd
                           "hour": (times.astype(np.int64) // 3600) % 24})
     for name in dict.fromkeys([GROUP_COLUMN, *g.contextual]):
         frame[name] = table.column(name).to_numpy()[sample].astype(np.int64)
-    for name, values in _history_counts(hist_items, actions, hist_len, config.model.tasks).items():
-        frame[name] = values[sample]
-    seen = pd.DataFrame({"sample": first_sample + np.repeat(np.arange(rows), hist_len),
-                         "item": hist_items.astype(np.int64)}).drop_duplicates()
-    frame["in_history"] = (frame[["sample", "item"]].merge(seen, how="left", indicator=True)["_merge"]
-                           == "both").to_numpy().astype(np.int64)
+    visible = hist_len[sample]
+    if config.data.query_time:  # the history ends with the candidates' own events: c sees those before it
+        if np.any(hist_len < cand_len):
+            raise ValueError(f"window {window}: a query-time sample has fewer history events than candidates; "
+                             "build its samples again with data_config.history_mode: QUERY_TIME")
+        visible = (hist_len - cand_len)[sample] + frame["position"].to_numpy()
+    counts = _visible_counts(hist_items, actions, hist_len, items, sample, visible, config.model.tasks)
+    for name, values in counts.items():
+        frame[name] = values
     return frame
+
 
 
 def candidate_frame(config: PipelineConfig, windows: Sequence[date]) -> pd.DataFrame:

@@ -67,6 +67,11 @@ class DataConfig:
     column_mapping: ColumnMapping | None
     spark_master: str
     spark_driver_memory: str
+    history_mode: str  # "WINDOW_START" | "QUERY_TIME"
+
+    @property
+    def query_time(self) -> bool:
+        return self.history_mode == "QUERY_TIME"
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class TrainConfig:
     num_workers: int
     seed: int
     device: str
-    strict_kernel: bool
+    allow_kernel_fallback: bool
     log_every_steps: int
 
 
@@ -180,7 +185,8 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
             raise fail("data_config.column_mapping.time_unit", f"must be 'ms' or 's', got {cm.time_unit!r}")
         rules = tuple(ActionRule(r.action, r.when) for r in cm.action_rules)
         mapping = ColumnMapping(cm.user_id, cm.video_id, cm.time, cm.time_unit, cm.play_time_ms, cm.duration_ms, rules)
-    values = {f.name: getattr(msg, f.name) for f in fields(DataConfig) if f.name != "column_mapping"}
+    values = {f.name: getattr(msg, f.name) for f in fields(DataConfig) if f.name not in ("column_mapping", "history_mode")}
+    values["history_mode"] = pipeline_pb2.HistoryMode.Name(msg.history_mode)
     if "://" not in values["work_dir"]:  # local: absolute now, so every task and process agrees on it
         values["work_dir"] = str(Path(values["work_dir"]).expanduser().resolve())
     data = DataConfig(column_mapping=mapping, **values)
@@ -191,11 +197,15 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
             raise fail(f"data_config.{name}", f"must be > 0, got {getattr(data, name)}")
     if not 0.0 <= data.max_bad_row_fraction <= 1.0:
         raise fail("data_config.max_bad_row_fraction", f"must be in [0, 1], got {data.max_bad_row_fraction}")
-    tokens = len(model.feature_groups.contextual) + data.max_uih_len + data.max_candidates
+    # QUERY_TIME: the window's events enter the history too, one per candidate.
+    per_candidate = 2 if data.query_time else 1
+    tokens = len(model.feature_groups.contextual) + data.max_uih_len + per_candidate * data.max_candidates
     if tokens > model.max_seq_len:
+        twice = "2 * " if data.query_time else ""
         raise fail("data_config.max_uih_len",
                    f"contextual ({len(model.feature_groups.contextual)}) + max_uih_len ({data.max_uih_len}) + "
-                   f"max_candidates ({data.max_candidates}) = {tokens} exceeds max_seq_len {model.max_seq_len}")
+                   f"{twice}max_candidates ({data.max_candidates}) = {tokens} exceeds max_seq_len "
+                   f"{model.max_seq_len}")
     return data
 
 
@@ -265,9 +275,10 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
     out = []
     for name in id_features:
         sequence = name not in groups.contextual
-        table = "video_id" if sequence else name
+        # History and candidates share a table per video feature: item_video_id reads video_id's rows.
+        table = name.removeprefix("item_") if sequence else name
         default_size = DEFAULT_ID_BUCKETS.get(table, DEFAULT_CATEGORICAL_BUCKETS)
-        default_dim = DEFAULT_SEQUENCE_EMBEDDING_DIM if sequence else 16
+        default_dim = DEFAULT_SEQUENCE_EMBEDDING_DIM if table == "video_id" else 16
         if name in given:
             f = given[name][1]
             size = f.num_buckets or f.hash_bucket_size or default_size
@@ -276,6 +287,17 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
         else:
             out.append(FeatureConfig(name, default_size, default_dim, table, True))
     return tuple(out)
+
+
+def _check_deliverable(msg: pipeline_pb2.PipelineConfig, fail) -> None:
+    """Rejects what the model accepts but the sample builder does not write: a second feature per history or
+    candidate event (side information such as a video's tag), which would fail only later, at collate."""
+    for i, group in enumerate(msg.model_config.feature_groups):
+        if group.group_name in ("uih", "candidate") and len(group.feature_names) > 1:
+            raise fail(f"model_config.feature_groups[{i}].feature_names",
+                       f"group {group.group_name!r} has {len(group.feature_names)} features "
+                       f"{list(group.feature_names)}; the sample builder writes one per event (the video id), "
+                       "so give exactly one")
 
 
 def embedding_tables(features: tuple[FeatureConfig, ...]) -> tuple[EmbeddingTableConfig, ...]:
@@ -317,9 +339,11 @@ def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
     if not msg.HasField("model_config"):
         raise ConfigError("a model_config { ... } block is required", "model_config", None, source)
     model = model_config_from_proto(msg.model_config, lines)
+    _check_deliverable(msg, fail)
     features = _features(msg, model, fail)
     model = dataclasses.replace(model, embedding_tables=embedding_tables(features))
     data = _data(msg.data_config, model, fail)
+    model = dataclasses.replace(model, query_time=data.query_time)  # the model reads samples of this layout
     train = _train(msg.train_config, fail)
     promotion = _promotion(msg.promotion_config, model, fail)
     resolved = pipeline_pb2.PipelineConfig()

@@ -218,7 +218,8 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
 
     device = _device(config)
     model = load_model(model_uri, tracking_uri=resolve_tracking_uri(config), map_location=str(device))
-    # The kernels the model was trained with may not run here (Triton from a GPU run, scored on a CPU).
-    use_backend(model, resolve_backend(config.model.kernel, device, config.train.strict_kernel))
+    # The kernels the model was trained with may not run here (Triton from a GPU run, scored on a CPU): scoring
+    # with the PyTorch twin computes the same function, so it is always allowed (the log says so).
+    use_backend(model, resolve_backend(config.model.kernel, device, strict=False))
     return evaluate_model(model=model.to(device), config=config, window=window, train_windows=train_windows,
                           model_uri=model_uri)

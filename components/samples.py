@@ -3,7 +3,8 @@
 For a window ``[start, start + window_days)`` every user with at least one clean event inside it gets one row:
 ``user_id`` and the contextual ids, the history strictly before ``start`` (ascending by (time_ms, video_id),
 the most recent ``max_uih_len``) and the window's events as candidates (ascending, the earliest
-``max_candidates``). Output, all under ``data.work_dir``:
+``max_candidates``). With ``history_mode: QUERY_TIME`` the history lists continue with the candidates' own
+events (their real actions), which the model shows each candidate only from the events before it. Output, all under ``data.work_dir``:
 
     samples/dt=YYYY-MM-DD/      the samples (Parquet), replaced atomically on a rerun
     quarantine/dt=YYYY-MM-DD/   the window's bad rows with a ``reason`` column
@@ -121,7 +122,7 @@ def in_window(events: DataFrame, start: date, end: date) -> DataFrame:
 
 
 def window_samples(history: DataFrame, window_by_user: DataFrame, contextual: DataFrame, *,
-                   names: SampleNames, max_candidates: int) -> DataFrame:
+                   names: SampleNames, max_candidates: int, query_time: bool = False) -> DataFrame:
     """The samples of one window (pure DataFrame -> DataFrame).
 
     Args:
@@ -129,6 +130,8 @@ def window_samples(history: DataFrame, window_by_user: DataFrame, contextual: Da
         window_by_user: the clean events inside the window grouped per user (``history.events_by_user``).
         contextual: [user_id, *names.contextual[1:]] int64 ids (users absent here get 0 for every column).
         names: output column names; max_candidates: the earliest this many window events are kept.
+        query_time: the history lists also hold the candidates' own events after the pre-window history
+            (``data_config.history_mode: QUERY_TIME``; the model lets candidate j see only those before j).
     Returns:
         one row per user with a window event: user_id and contextual columns int64; history list columns
         (video ids int64, action weights int64, watch time seconds float64, timestamps epoch s int64) and
@@ -139,6 +142,8 @@ def window_samples(history: DataFrame, window_by_user: DataFrame, contextual: Da
     joined = cands.join(history.withColumnRenamed("events", "hist"), "user_id", "left") \
         .join(contextual, "user_id", "left")
     hist = F.coalesce(F.col("hist"), empty_events())
+    if query_time:
+        hist = F.concat(hist, F.col("cands"))
     ctx = [F.coalesce(F.col(c), F.lit(0)).cast("bigint").alias(c) for c in names.contextual if c != "user_id"]
     return joined.select(
         F.col("user_id").cast("bigint").alias("user_id"), *ctx,
@@ -209,7 +214,8 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         # as they are; an unmaterialised (adaptive) cache would be shuffled again by each join.
         by_user.count()
         history.count()
-        samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates)
+        samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates,
+                                 query_time=data.query_time)
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
         write_state(spark, update_history(history, by_user, data.max_uih_len, grouped=True), work, end)

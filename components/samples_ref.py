@@ -58,12 +58,13 @@ def reasons_ref(events: pd.DataFrame) -> pd.Series:
 
 def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, window_start: date,
                       window_days: int, max_uih_len: int, max_candidates: int,
-                      names: SampleNames | None = None) -> pd.DataFrame:
+                      names: SampleNames | None = None, query_time: bool = False) -> pd.DataFrame:
     """Samples of the window ``[window_start, window_start + window_days)`` from in-memory events.
 
     Args:
         raw: events of every day (KuaiRand columns, ``dt`` a ``date``), bad rows included.
         contextual: [user_id, *names.contextual[1:]] int ids, or None (every contextual id 0).
+        query_time: the history lists continue with the candidates' own events (``history_mode: QUERY_TIME``).
     Returns:
         one row per user with a clean event in the window, sorted by user_id; list columns as Python lists.
     """
@@ -79,6 +80,8 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
             continue
         hist = group[group["time_ms"] < lo].tail(max_uih_len)
         cand = inside.head(max_candidates)
+        if query_time:
+            hist = pd.concat([hist, cand])
         row = {"user_id": int(user)}
         for c in ctx_columns:
             match = contextual[contextual["user_id"] == user] if contextual is not None else None

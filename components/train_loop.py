@@ -88,7 +88,7 @@ class Trainer:
         t = config.train
         self.config, self.device, self.rank, self.world, self.digest = config, device, rank, world, digest
         torch.manual_seed(t.seed)  # same initial weights on every rank
-        model = build_model(config.model, device, strict_kernel=t.strict_kernel)
+        model = build_model(config.model, device, strict_kernel=not t.allow_kernel_fallback)
         tables = [p for m in model.modules() if isinstance(m, EmbeddingCollection) for p in m.parameters()]
         cls, kwargs = _sparse_optimizer(t)
         apply_optimizer_in_backward(cls, tables, kwargs)
@@ -200,7 +200,7 @@ class Trainer:
         state = self.model.state_dict()
         if self.world > 1:
             state = _gather_full_state(state, self.rank)
-        model = build_model(self.config.model, self.device, strict_kernel=self.config.train.strict_kernel)
+        model = build_model(self.config.model, self.device, strict_kernel=not self.config.train.allow_kernel_fallback)
         if self.rank == 0:
             model.load_state_dict(state)
         return model.eval()

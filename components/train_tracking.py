@@ -163,6 +163,8 @@ class RunTracker:
         if run is None:
             return
         self._call(run.log_step_metrics, evaluation.metrics(), step=state.step)
+        # The kernels that actually ran (kernel TRITON off-GPU runs the PyTorch twin when the config allows it).
+        self._call(run.log_params, {"model.backend": getattr(model, "backend", "unknown")})
         self._call(run.log_step_metrics, {"train/final_loss": result.final_loss, "train/samples": state.samples,
                                           "train/tokens": state.tokens}, step=state.step)
         if state.history:

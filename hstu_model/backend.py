@@ -31,7 +31,8 @@ def resolve_backend(kernel: str, device: torch.device | str, strict: bool = Fals
                    "using the PYTORCH kernels")
         if strict:
             raise ValueError(message.replace("; using the PYTORCH kernels", "") +
-                             "; set kernel: PYTORCH or train on a GPU")
+                             "; set model_config.kernel: PYTORCH, train on a GPU, or allow the PyTorch kernels "
+                             "with train_config.allow_kernel_fallback: true")
         if str(device) not in _warned:
             _warned.add(str(device))
             logger.warning(message)

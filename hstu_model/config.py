@@ -125,6 +125,9 @@ class ModelConfig:
     kernel: str  # "TRITON" | "PYTORCH"
     # Filled by the pipeline from feature_configs and the data's statistics; empty when parsed alone.
     embedding_tables: tuple[EmbeddingTableConfig, ...] = ()
+    # Set by the pipeline from data_config.history_mode: the last num_candidates history tokens of each sample
+    # are the window's own events, each seen only by the candidates after it (kernels.hstu_attention query_time).
+    query_time: bool = False
 
 
 def decimal_float(value: float) -> float:

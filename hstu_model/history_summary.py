@@ -36,27 +36,32 @@ def _counts(actions: torch.Tensor, weights: torch.Tensor, sample: torch.Tensor, 
 
 def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_item: torch.Tensor,
                     candidate_item: torch.Tensor, candidate_lengths: torch.Tensor, action_weights: torch.Tensor,
-                    max_seq_len: int, num_items: int) -> torch.Tensor:
+                    max_seq_len: int, num_items: int, window_lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The summary features of every candidate.
 
     Args:
         uih_action: int64 [U] action bitmasks; uih_lengths: int64 [B]; uih_item: int64 [U] history item ids.
         candidate_item: int64 [C] candidate item ids; candidate_lengths: int64 [B].
         action_weights: int64 [A] the action bits; num_items: ids are below it (the table's rows).
+        window_lengths: int64 [B] (query-time history) the last W history events of each sample are the
+            window's own events, whose actions are the candidates' labels: the summary leaves them out.
     Returns:
         float32 [C, 2A + 2]: rates, recent rates, length, in_history.
     """
     batch = uih_lengths.numel()
     sample, index = segment_index(uih_lengths, uih_action.numel())  # sample of each event, position in it
-    recent = (index >= (uih_lengths[sample] - RECENT_EVENTS)).float()  # [U]
-    lengths = uih_lengths.float()[:, None]  # [B, 1]
-    rates = _counts(uih_action, action_weights, sample, batch) / (lengths + 1)  # [B, A]
+    pre = uih_lengths if window_lengths is None else uih_lengths - window_lengths  # [B] events before the window
+    before = index < pre[sample]  # [U]
+    recent = ((index >= (pre[sample] - RECENT_EVENTS)) & before).float()  # [U]
+    lengths = pre.float()[:, None]  # [B, 1]
+    rates = _counts(uih_action, action_weights, sample, batch, before.float()) / (lengths + 1)  # [B, A]
     recent_rates = _counts(uih_action, action_weights, sample, batch, recent) / (lengths.clamp(max=RECENT_EVENTS) + 1)
     length = torch.log1p(lengths) / math.log1p(max_seq_len)  # [B, 1]
     per_sample = torch.cat([rates, recent_rates, length], dim=1)  # [B, 2A + 1]
     candidate_sample, _ = segment_index(candidate_lengths, candidate_item.numel())
     # (sample, item) keys: a candidate is "in history" only for its own sample's history (no host sync).
-    in_history = torch.isin(candidate_sample * num_items + candidate_item, sample * num_items + uih_item).float()
+    keys = torch.where(before, sample * num_items + uih_item, -1)
+    in_history = torch.isin(candidate_sample * num_items + candidate_item, keys).float()
     return torch.cat([per_sample[candidate_sample], in_history[:, None]], dim=1)
 
 

@@ -64,7 +64,8 @@ class DlrmHSTU(nn.Module):
         self.preprocessor = ContextualPreprocessor(config, embeddings.dims)
         self.positional = PositionalEncoder(hstu.positional_encoder, width, self.contextual_len, backend)
         self.input_dropout = nn.Dropout(hstu.input_dropout_ratio)
-        self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend)
+        self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend,
+                            config.query_time)
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
                                     hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
@@ -99,7 +100,7 @@ class DlrmHSTU(nn.Module):
         offsets = [offsets_from_lengths(n) for n in lengths]
         x, seq_offsets = kernels.jagged_concat(segments, offsets, backend=self.backend)  # [L, D], [B+1]
         ids = self.positional.segment_ids(batch.uih_lengths, batch.uih_timestamp, batch.candidate_lengths,
-                                          batch.candidate_timestamp)
+                                          batch.candidate_timestamp, self.window_lengths(batch))
         pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets, backend=self.backend)  # [L]
         time_ids, _ = kernels.jagged_concat([t for _, t in ids], offsets, backend=self.backend)  # [L]
         x = self.input_dropout(self.positional(x, pos_ids, time_ids))
@@ -129,7 +130,12 @@ class DlrmHSTU(nn.Module):
         return history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
                                batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths,
                                self.preprocessor.action_encoder.action_weights, self.config.max_seq_len,
-                               self.num_items)
+                               self.num_items, self.window_lengths(batch))
+
+    def window_lengths(self, batch: HstuBatch) -> torch.Tensor | None:
+        """Query-time history: each sample's history ends with its candidates' own events, one per candidate
+        (``data_config.history_mode``); None when the history ends at the window's start."""
+        return torch.minimum(batch.candidate_lengths, batch.uih_lengths) if self.config.query_time else None
 
 
 def build_model(config: ModelConfig, device: torch.device | str, *, strict_kernel: bool = False,

@@ -23,8 +23,10 @@ from hstu_model.config import StuConfig
 class StuLayer(nn.Module):
     """One STU layer; parameters laid out for the ``kernels`` ops (weights as ``[in, out]``)."""
 
-    def __init__(self, config: StuConfig, max_seq_len: int, contextual_len: int, backend: str):
+    def __init__(self, config: StuConfig, max_seq_len: int, contextual_len: int, backend: str,
+                 query_time: bool = False):
         super().__init__()
+        self.query_time = query_time  # the attention mask of query-time history (kernels.hstu_attention)
         d, h = config.embedding_dim, config.num_heads
         self.num_heads, self.hidden_dim, self.attention_dim = h, config.hidden_dim, config.attention_dim
         self.split_sizes = [h * config.hidden_dim, h * config.hidden_dim, h * config.attention_dim,
@@ -53,7 +55,7 @@ class StuLayer(nn.Module):
             q.reshape(-1, h, self.attention_dim), k.reshape(-1, h, self.attention_dim),
             v.reshape(-1, h, self.hidden_dim),  # [L, H*d] -> [L, H, d]
             seq_offsets, self.max_seq_len, alpha=self.alpha, num_targets=num_targets,
-            contextual_len=self.contextual_len, backend=self.backend,
+            contextual_len=self.contextual_len, query_time=self.query_time, backend=self.backend,
         ).reshape(-1, h * self.hidden_dim)  # [L, H, Dv] -> [L, H*Dv]
         y = kernels.norm_mul(o, u, self.output_norm_weight, self.output_norm_bias, num_heads=h,
                              use_group_norm=self.use_group_norm, backend=self.backend)
@@ -64,9 +66,10 @@ class StuLayer(nn.Module):
 class StuStack(nn.Module):
     """``attn_num_layers`` STU layers applied in order."""
 
-    def __init__(self, config: StuConfig, num_layers: int, max_seq_len: int, contextual_len: int, backend: str):
+    def __init__(self, config: StuConfig, num_layers: int, max_seq_len: int, contextual_len: int, backend: str,
+                 query_time: bool = False):
         super().__init__()
-        self.layers = nn.ModuleList(StuLayer(config, max_seq_len, contextual_len, backend)
+        self.layers = nn.ModuleList(StuLayer(config, max_seq_len, contextual_len, backend, query_time)
                                     for _ in range(num_layers))
 
     def forward(self, x: torch.Tensor, seq_offsets: torch.Tensor, num_targets: torch.Tensor) -> torch.Tensor:

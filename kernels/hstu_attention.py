@@ -10,6 +10,15 @@ Mask (DESIGN §6), per sequence of n tokens with T candidates, K contextual toke
 tokens: ids are 0 (contextual), 1..U (history), U+1 (candidates); i attends j when i == j or id_j < id_i (and,
 if max_attn_len > 0, id_i - id_j <= max_attn_len); contextual tokens also attend every token with id <= U.
 Counts are clamped to the sequence: T = min(num_targets, n), then K = min(contextual_len, n - T).
+
+Query-time mask (query_time=True, needs num_targets): the last W = min(T, U) history tokens are the candidates'
+own events, in candidate order: history token U-W+k (0-based; id U-W+k+1) is the same event as candidate k and
+carries its real action, so only candidates strictly after it may see it. Candidate c gets the QUERY id
+min(U - W + c + 1, U + 1) while every candidate KEY keeps the id U+1, and the rule above is applied with that
+query id (window included): candidate c sees contextual tokens, history ids 1..U-W+c and itself, never another
+candidate. Contextual tokens attend only ids <= U - W (and themselves); history queries are unchanged. With W = 0
+this is the mask above. In the kernels, win_start = K + U - W is the position of the first window token
+(hist_end when query_time is off): contextual queries see keys before it.
 """
 
 from __future__ import annotations
@@ -29,18 +38,32 @@ def _ids(pos, n_ctx, hist_end, n_hist):
     return tl.where(pos < n_ctx, 0, tl.where(pos < hist_end, pos - n_ctx + 1, n_hist + 1))
 
 
-def _keep(pos_i, id_i, pos_j, id_j, hist_end, max_attn_len, HAS_WINDOW: tl.constexpr):
-    """DESIGN §6 mask on broadcastable query (i) / key (j) operands: True where query i attends key j."""
+def _query_ids(pos, n_ctx, hist_end, n_hist, win_start, QUERY_TIME: tl.constexpr):
+    """Mask ids of query positions: `_ids`, except that under the query-time mask candidate c = pos - hist_end
+    has min(U - W + c + 1, U + 1), U - W = win_start - n_ctx."""
+    if QUERY_TIME:
+        cand = tl.minimum(pos - hist_end + (win_start - n_ctx) + 1, n_hist + 1)
+        return tl.where(pos < n_ctx, 0, tl.where(pos < hist_end, pos - n_ctx + 1, cand))
+    else:
+        return _ids(pos, n_ctx, hist_end, n_hist)
+
+
+def _keep(pos_i, id_i, pos_j, id_j, win_start, max_attn_len, HAS_WINDOW: tl.constexpr):
+    """DESIGN §6 mask on broadcastable query (i, query ids) / key (j) operands: True where query i attends key j.
+    win_start: contextual queries see every key before it (hist_end, or the window start under query time)."""
     keep = id_j < id_i
     if HAS_WINDOW:
         keep = keep & (id_i - id_j <= max_attn_len)
-    keep = keep | ((id_i == 0) & (pos_j < hist_end))  # contextual queries see every id <= U
+    keep = keep | ((id_i == 0) & (pos_j < win_start))  # contextual queries see every id <= U (U - W)
     return keep | (pos_i == pos_j)
 
 
-def _sequence(SEQ_OFFSETS, NUM_TARGETS, pid_bh, num_heads, contextual_len, HAS_TARGETS: tl.constexpr):
-    """The program's head and the layout of its sequence: (h, seq_start, n, n_ctx, hist_end, n_hist); positions
-    [0, n_ctx) are contextual, [n_ctx, hist_end) history, [hist_end, n) candidates (counts clamped to n)."""
+def _sequence(SEQ_OFFSETS, NUM_TARGETS, pid_bh, num_heads, contextual_len, HAS_TARGETS: tl.constexpr,
+              QUERY_TIME: tl.constexpr):
+    """The program's head and the layout of its sequence: (h, seq_start, n, n_ctx, hist_end, n_hist, win_start);
+    positions [0, n_ctx) are contextual, [n_ctx, hist_end) history, [hist_end, n) candidates (counts clamped
+    to n); under the query-time mask [win_start, hist_end) are the W = min(T, U) window tokens, else
+    win_start = hist_end."""
     b = pid_bh // num_heads
     h = pid_bh % num_heads
     seq_start = tl.load(SEQ_OFFSETS + b)
@@ -50,22 +73,32 @@ def _sequence(SEQ_OFFSETS, NUM_TARGETS, pid_bh, num_heads, contextual_len, HAS_T
         n_tgt = tl.minimum(tl.maximum(tl.load(NUM_TARGETS + b).to(tl.int32), 0), n)
     n_ctx = tl.minimum(contextual_len, n - n_tgt)
     hist_end = n - n_tgt
-    return h, seq_start, n, n_ctx, hist_end, hist_end - n_ctx
+    win_start = hist_end
+    if QUERY_TIME:
+        win_start = hist_end - tl.minimum(n_tgt, hist_end - n_ctx)
+    return h, seq_start, n, n_ctx, hist_end, hist_end - n_ctx, win_start
 
 
-def _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW: tl.constexpr, BLOCK_M: tl.constexpr,
-               BLOCK_N: tl.constexpr):
+def _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW: tl.constexpr,
+               QUERY_TIME: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Keys a query block [m0, m0 + BLOCK_M) attends: (lo, full_hi, hi); [lo, full_hi) is attended by every row
     of the block (no mask needed), [full_hi, hi) needs the mask."""
-    # Causal: keys up to the block's last row; contextual rows see every history token.
+    # Causal: keys up to the block's last row; contextual rows see every history token (before the window).
     hi = tl.minimum(m0 + BLOCK_M, n)
     if m0 < n_ctx:
-        hi = tl.maximum(hi, hist_end)
+        hi = tl.maximum(hi, win_start)
     lo = 0
     full_hi = 0
     if HAS_WINDOW:
         # Rows whose id exceeds max_attn_len see only keys with id >= id - max_attn_len (no contextual).
-        first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
+        if QUERY_TIME:
+            # Candidate query ids restart at U - W + 1 <= U: a block reaching the candidates has its smallest
+            # id at its first row or at the first candidate.
+            first_id = _query_ids(m0, n_ctx, hist_end, n_hist, win_start, QUERY_TIME)
+            if (m0 < hist_end) & (m0 + BLOCK_M > hist_end):
+                first_id = tl.minimum(first_id, win_start - n_ctx + 1)
+        else:
+            first_id = tl.where(m0 < n_ctx, 0, tl.where(m0 < hist_end, m0 - n_ctx + 1, n_hist + 1))
         if first_id > max_attn_len:
             lo = ((n_ctx + first_id - max_attn_len - 1) // BLOCK_N) * BLOCK_N
         full_hi = lo
@@ -85,12 +118,13 @@ def _sigmoid(x, FAST: tl.constexpr):
         return tl.sigmoid(x)
 
 
-def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
                stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
                DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
                BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """acc += (mask * SiLU(alpha * q k^T) / S) v for one key block; MASKED=False only for full blocks."""
+    """acc += (mask * SiLU(alpha * q k^T) / S) v for one key block; MASKED=False only for full blocks. id_m: the
+    rows' query ids (`_query_ids`)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_dqk = tl.arange(0, BLOCK_DQK)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -108,13 +142,13 @@ def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, 
     if MASKED:
         # Keys past the end load as zeros, so only the DESIGN §6 mask is needed, not a length mask.
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
-        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], hist_end, max_attn_len,
+        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
                      HAS_WINDOW)
         p = tl.where(keep, p, 0.0)
     return acc + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
 
 
-def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
+def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
               stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
               MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
               DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -139,15 +173,16 @@ def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist
     ds = dp * (inv_scale * alpha) * sig * (1.0 + s * (1.0 - sig))
     if MASKED:
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
-        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], hist_end, max_attn_len,
+        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
                      HAS_WINDOW)
         ds = tl.where(keep, ds, 0.0)
     return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
-def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, offs_n, id_n,
+def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_n, id_n,
                 stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale, max_attn_len,
-                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+                PRECISION: tl.constexpr,
                 DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
     """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M])."""
@@ -166,8 +201,8 @@ def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, 
     dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
     ds_t = dp_t * (inv_scale * alpha) * sig * (1.0 + s_t * (1.0 - sig))
     if MASKED:
-        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
-        keep_t = _keep(offs_m[None, :], id_m[None, :], offs_n[:, None], id_n[:, None], hist_end, max_attn_len,
+        id_m = _query_ids(offs_m, n_ctx, hist_end, n_hist, win_start, QUERY_TIME)
+        keep_t = _keep(offs_m[None, :], id_m[None, :], offs_n[:, None], id_n[:, None], win_start, max_attn_len,
                        HAS_WINDOW)
         p_t = tl.where(keep_t, p_t, 0.0)
         ds_t = tl.where(keep_t, ds_t, 0.0)
@@ -183,32 +218,35 @@ def _hstu_attn_fwd_kernel(
     Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_om, stride_oh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
-    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+    PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     # Last query blocks do the most work under the causal mask: launch them first.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
-                                                         contextual_len, HAS_TARGETS)
+    h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
+                                                                    num_heads, contextual_len, HAS_TARGETS,
+                                                                    QUERY_TIME)
     m0 = pid_m * BLOCK_M
     if m0 < n:
         offs_m = m0 + tl.arange(0, BLOCK_M)
-        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
+        id_m = _query_ids(offs_m, n_ctx, hist_end, n_hist, win_start, QUERY_TIME)
         offs_dqk = tl.arange(0, BLOCK_DQK)
         offs_dv = tl.arange(0, BLOCK_DV)
         rows = seq_start + offs_m
         q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
                     mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
-        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW, BLOCK_M, BLOCK_N)
+        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
+                                     QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
-            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
-                             stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
+                             id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
                              False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
-            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
-                             stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
+                             id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
                              True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         tl.store(OUT + rows[:, None] * stride_om + h * stride_oh + offs_dv[None, :], acc.to(OUT.dtype.element_ty),
                  mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V))
@@ -222,13 +260,15 @@ def _hstu_attn_bwd_dkdv_kernel(
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
     stride_dkm, stride_dkh, stride_dvm, stride_dvh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
-    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+    PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_n = tl.program_id(1)  # first key blocks are attended by the most queries: launched first
-    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
-                                                         contextual_len, HAS_TARGETS)
+    h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
+                                                                    num_heads, contextual_len, HAS_TARGETS,
+                                                                    QUERY_TIME)
     n0 = pid_n * BLOCK_N
     if n0 < n:
         offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -242,9 +282,10 @@ def _hstu_attn_bwd_dkdv_kernel(
                     mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
         dk = tl.zeros([BLOCK_N, BLOCK_DQK], dtype=tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=tl.float32)
-        # Queries attending these keys: contextual rows (if any key has id <= U), then rows from n0 on.
+        # Queries attending these keys: contextual rows (if any key lies before the window start: id <= U, or
+        # U - W under query time), then rows from n0 on.
         ctx_blocks = 0
-        if n0 < hist_end:
+        if n0 < win_start:
             ctx_blocks = tl.cdiv(n_ctx, BLOCK_M)
         main_lo = tl.maximum((n0 // BLOCK_M) * BLOCK_M, ctx_blocks * BLOCK_M)
         hi = n
@@ -254,24 +295,43 @@ def _hstu_attn_bwd_dkdv_kernel(
             last_id = tl.where(last_col < n_ctx, 0, last_col - n_ctx + 1)
             if n_hist + 1 - last_id > max_attn_len:
                 hi = tl.minimum(tl.maximum(n_ctx + last_id + max_attn_len, n0 + BLOCK_N), n)
+                if QUERY_TIME:
+                    # Candidate c has query id U - W + c + 1: those with c < last_id + max_attn_len - (U - W)
+                    # may be close enough.
+                    n_close = last_id + max_attn_len - (win_start - n_ctx)
+                    if n_close > 0:
+                        hi = tl.minimum(tl.maximum(hi, hist_end + n_close), n)
         if n0 >= hist_end:
             hi = tl.minimum(n0 + BLOCK_N, n)  # candidate keys are attended only by themselves
         # Queries after the key block attend all of it when no key is a candidate and there is no window.
         full_lo = hi
         if (not HAS_WINDOW) & (n0 + BLOCK_N <= hist_end):
             full_lo = tl.minimum(tl.maximum(tl.cdiv(n0 + BLOCK_N, BLOCK_M) * BLOCK_M, main_lo), hi)
+        # [full_lo, full_hi) is attended in full; under query time a key block holding window tokens is not
+        # attended in full by the candidates before them, so the query blocks from the one holding the first
+        # candidate on go through the mask.
+        full_hi = hi
+        if QUERY_TIME:
+            if n0 + BLOCK_N > win_start:
+                full_hi = tl.maximum(tl.minimum((hist_end // BLOCK_M) * BLOCK_M, hi), full_lo)
         num_masked = tl.maximum(tl.cdiv(full_lo - main_lo, BLOCK_M), 0)
         for t in range(0, ctx_blocks + num_masked):
             start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
                                  offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
-                                 max_attn_len, True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_M,
-                                 BLOCK_DQK, BLOCK_DV)
-        for start_m in range(full_lo, hi, BLOCK_M):
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+                                 max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
+                                 BLOCK_M, BLOCK_DQK, BLOCK_DV)
+        for start_m in range(full_lo, full_hi, BLOCK_M):
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
                                  offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
-                                 max_attn_len, False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_M,
-                                 BLOCK_DQK, BLOCK_DV)
+                                 max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
+                                 BLOCK_M, BLOCK_DQK, BLOCK_DV)
+        if QUERY_TIME:
+            for start_m in range(full_hi, hi, BLOCK_M):
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+                                     win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha,
+                                     inv_scale, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
+                                     DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         tl.store(DK + cols[:, None] * stride_dkm + h * stride_dkh + offs_dqk[None, :], dk.to(DK.dtype.element_ty),
                  mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
         tl.store(DV + cols[:, None] * stride_dvm + h * stride_dvh + offs_dv[None, :], dv.to(DV.dtype.element_ty),
@@ -283,17 +343,19 @@ def _hstu_attn_bwd_dq_kernel(
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
     stride_dqm, stride_dqh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
-    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+    PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    h, seq_start, n, n_ctx, hist_end, n_hist = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0), num_heads,
-                                                         contextual_len, HAS_TARGETS)
+    h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
+                                                                    num_heads, contextual_len, HAS_TARGETS,
+                                                                    QUERY_TIME)
     m0 = pid_m * BLOCK_M
     if m0 < n:
         offs_m = m0 + tl.arange(0, BLOCK_M)
-        id_m = _ids(offs_m, n_ctx, hist_end, n_hist)
+        id_m = _query_ids(offs_m, n_ctx, hist_end, n_hist, win_start, QUERY_TIME)
         offs_dqk = tl.arange(0, BLOCK_DQK)
         offs_dv = tl.arange(0, BLOCK_DV)
         rows = seq_start + offs_m
@@ -302,14 +364,15 @@ def _hstu_attn_bwd_dq_kernel(
         do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
                      mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
         dq = tl.zeros([BLOCK_M, BLOCK_DQK], dtype=tl.float32)
-        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, max_attn_len, HAS_WINDOW, BLOCK_M, BLOCK_N)
+        lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
+                                     QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
-            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
-                           stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
+                           id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
                            False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
-            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, offs_m, id_m,
-                           stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
+                           id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
                            True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         tl.store(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq.to(DQ.dtype.element_ty),
                  mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
@@ -317,7 +380,7 @@ def _hstu_attn_bwd_dq_kernel(
 
 # ----------------------------------------------------------------------------------------------- configs
 
-_KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW"]
+_KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW", "QUERY_TIME"]
 
 
 def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
@@ -327,7 +390,7 @@ def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
 _FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
-_HELPERS = (_ids, _keep, _sequence, _key_range, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
+_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
@@ -344,7 +407,8 @@ def _fixed_config(dim: int) -> dict[str, int]:
 # ----------------------------------------------------------------------------------------------- launchers
 
 
-def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, contextual_len, max_attn_len):
+def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, contextual_len, max_attn_len,
+                 query_time):
     """Scalar arguments shared by the three kernels, and their constexpr flags."""
     heads, dim_qk, dim_v = q.shape[1], q.shape[2], v.shape[2]
     scalars = (alpha, inv_scale, contextual_len, max_attn_len, heads, dim_qk, dim_v,
@@ -352,6 +416,7 @@ def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, 
     flags = {
         "HAS_TARGETS": num_targets is not None,
         "HAS_WINDOW": max_attn_len > 0,
+        "QUERY_TIME": query_time,
         "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
         # tanh.approx is PTX: only compiled CUDA code, and only where bf16/fp16 rounding hides its error.
         "FAST": q.is_cuda and q.dtype != torch.float32,
@@ -425,7 +490,7 @@ class _HstuAttentionFunction(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------- public
 
 
-def _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len) -> None:
+def _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len, query_time) -> None:
     if q.dim() != 3 or k.shape != q.shape or v.dim() != 3 or v.shape[:2] != q.shape[:2]:
         raise ValueError(f"hstu_attention: expected q, k [L, H, Dqk] and v [L, H, Dv], got q {tuple(q.shape)}, "
                          f"k {tuple(k.shape)}, v {tuple(v.shape)}")
@@ -437,6 +502,8 @@ def _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, ma
     if seq_offsets.dtype != torch.int64 or seq_offsets.dim() != 1 or seq_offsets.numel() < 1:
         raise ValueError(f"hstu_attention: seq_offsets must be int64 [B+1], got {seq_offsets.dtype} "
                          f"{tuple(seq_offsets.shape)}")
+    if query_time and num_targets is None:
+        raise ValueError("hstu_attention: query_time=True needs num_targets (the candidates per sequence), got None")
     devices = {t.device for t in (q, k, v, seq_offsets)}
     if num_targets is not None:
         if num_targets.shape != (seq_offsets.numel() - 1,) or num_targets.dtype not in (torch.int32, torch.int64):
@@ -462,6 +529,7 @@ def hstu_attention(
     num_targets: torch.Tensor | None = None,
     contextual_len: int = 0,
     max_attn_len: int = 0,
+    query_time: bool = False,
     backend: str = "triton",
 ) -> torch.Tensor:
     """HSTU attention over jagged sequences (DESIGN §6), differentiable in q, k, v.
@@ -475,19 +543,22 @@ def hstu_attention(
         num_targets: int [B] candidates at the end of each sequence, or None.
         contextual_len: K contextual tokens at the start of every sequence.
         max_attn_len: if > 0, a query sees keys at most this many ids back.
+        query_time: the query-time mask of the module docstring (the last min(T, U) history tokens are the
+            candidates' own events, seen only by later candidates); needs num_targets.
         backend: "triton" (CUDA, or CPU with TRITON_INTERPRET=1) or "pytorch" (dense-mask twin).
 
     Returns:
         [L, H, Dv] in the dtype of q.
     """
-    _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len)
+    query_time = bool(query_time)
+    _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len, query_time)
     if not check_backend(backend, "hstu_attention", q.device):
         return hstu_attention_ref(q, k, v, seq_offsets, max_seq_len, alpha=alpha, scaling_seqlen=scaling_seqlen,
                                   num_targets=num_targets, contextual_len=contextual_len,
-                                  max_attn_len=max_attn_len)
+                                  max_attn_len=max_attn_len, query_time=query_time)
     if q.shape[0] == 0 or seq_offsets.numel() < 2:
         return (q.sum() * 0 + k.sum() * 0 + v.sum() * 0) + v.new_zeros(v.shape)  # keeps the graph for backward
     inv_scale = 1.0 / float(scaling_seqlen or max_seq_len)
     scalars, flags = _common_args(q, v, seq_offsets, max_seq_len, float(alpha), inv_scale, num_targets,
-                                  int(contextual_len), int(max_attn_len))
+                                  int(contextual_len), int(max_attn_len), query_time)
     return _HstuAttentionFunction.apply(q, k, v, seq_offsets, num_targets, int(max_seq_len), scalars, flags)

@@ -2,6 +2,18 @@
 
 out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j over each jagged sequence, S = scaling_seqlen or
 max_seq_len. Sequences are padded to the longest one in the batch, so memory is O(B * H * N^2).
+
+Mask, per sequence of n tokens: T = min(num_targets, n) candidates at the end, K = min(contextual_len, n - T)
+contextual tokens first, U = n - T - K history tokens between. Ids: contextual 0, history 1..U, candidates U+1;
+i attends j when i == j or id_j < id_i (and, if max_attn_len > 0, id_i - id_j <= max_attn_len); contextual
+tokens also attend every token with id <= U.
+
+Query-time mask (query_time=True, needs num_targets): the last W = min(T, U) history tokens are the candidates'
+own events in candidate order (history token U-W+k, 0-based, is candidate k with its real action), so only
+candidates strictly after it may see it. Candidate c gets the query id min(U - W + c + 1, U + 1) while every
+candidate key keeps the id U+1, and the rule above applies with that query id (so candidate c sees contextual
+tokens, history ids 1..U-W+c and itself, never another candidate); contextual tokens attend ids <= U - W only
+(plus themselves); history queries are unchanged. With W = 0 this is the mask above.
 """
 
 from __future__ import annotations
@@ -35,12 +47,40 @@ def token_ids(
     return ids, u[:, 0]
 
 
+def query_time_ids(
+    lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor, contextual_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query ids of the query-time mask and the bound U - W of the history contextual queries see.
+
+    Returns:
+        ids int64 [B, N] as `token_ids`, except candidate c (0-based) has min(U - W + c + 1, U + 1) with
+        W = min(T, U); and U - W int64 [B].
+    """
+    ids, u = token_ids(lengths, n_max, num_targets, contextual_len)
+    pos = torch.arange(n_max, device=lengths.device)[None, :]  # [1, N]
+    n = lengths[:, None]
+    t = torch.minimum(num_targets.to(torch.int64)[:, None].clamp(min=0), n)
+    seen = u[:, None] - torch.minimum(t, u[:, None])  # U - W
+    cand = pos - (n - t)  # candidate index c where >= 0
+    ids = torch.where(cand >= 0, torch.minimum(seen + cand + 1, u[:, None] + 1), ids)
+    return ids, seen[:, 0]
+
+
 def dense_mask(
-    lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int, max_attn_len: int
+    lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int, max_attn_len: int,
+    *, query_time: bool = False,
 ) -> torch.Tensor:
-    """Boolean mask [B, N, N], True where token i (row) attends token j (column) (DESIGN §6)."""
+    """Boolean mask [B, N, N], True where token i (row) attends token j (column) (DESIGN §6).
+
+    query_time: the query-time mask of the module docstring (needs num_targets).
+    """
     ids, u = token_ids(lengths, n_max, num_targets, contextual_len)
     id_i, id_j = ids[:, :, None], ids[:, None, :]
+    if query_time:
+        if num_targets is None:
+            raise ValueError("dense_mask: query_time=True needs num_targets (the candidates per sequence)")
+        qids, u = query_time_ids(lengths, n_max, num_targets, contextual_len)
+        id_i = qids[:, :, None]
     mask = id_j < id_i
     if max_attn_len > 0:
         mask &= id_i - id_j <= max_attn_len
@@ -69,15 +109,19 @@ def hstu_attention_ref(
     num_targets: torch.Tensor | None = None,
     contextual_len: int = 0,
     max_attn_len: int = 0,
+    query_time: bool = False,
 ) -> torch.Tensor:
     """HSTU attention on jagged tensors, reference implementation.
 
     Args:
         q, k: [L, H, Dqk]; v: [L, H, Dv]; seq_offsets: int64 [B+1]; num_targets: int64 [B] or None.
+        query_time: the query-time mask of the module docstring; needs num_targets.
 
     Returns:
         [L, H, Dv] in the dtype of q.
     """
+    if query_time and num_targets is None:
+        raise ValueError("hstu_attention_ref: query_time=True needs num_targets (the candidates per sequence)")
     total, heads, _ = q.shape
     batch = seq_offsets.numel() - 1
     lengths = seq_offsets[1:] - seq_offsets[:-1]
@@ -90,7 +134,7 @@ def hstu_attention_ref(
     flat_index = batch_of_token * n_max + torch.arange(total, device=q.device) - seq_offsets[batch_of_token]
     qp, kp, vp = (_to_padded(t, flat_index, batch, n_max) for t in (q, k, v))  # [B, N, H, D]
     scores = torch.einsum("bihd,bjhd->bhij", qp, kp) * alpha  # [B, H, N, N]
-    mask = dense_mask(lengths, n_max, num_targets, contextual_len, max_attn_len)[:, None]
+    mask = dense_mask(lengths, n_max, num_targets, contextual_len, max_attn_len, query_time=query_time)[:, None]
     attn = torch.where(mask, F.silu(scores) * scale, torch.zeros((), dtype=scores.dtype, device=q.device))
     out = torch.einsum("bhij,bjhd->bihd", attn.to(vp.dtype), vp)  # [B, N, H, Dv]
     return out.reshape(batch * n_max, heads, -1).index_select(0, flat_index)

@@ -8,11 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HistoryMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WINDOW_START: _ClassVar[HistoryMode]
+    QUERY_TIME: _ClassVar[HistoryMode]
+
 class Precision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     AUTO: _ClassVar[Precision]
     FP32: _ClassVar[Precision]
     BF16: _ClassVar[Precision]
+WINDOW_START: HistoryMode
+QUERY_TIME: HistoryMode
 AUTO: Precision
 FP32: Precision
 BF16: Precision
@@ -74,7 +81,7 @@ class ColumnMapping(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., video_id: _Optional[str] = ..., time: _Optional[str] = ..., time_unit: _Optional[str] = ..., play_time_ms: _Optional[str] = ..., duration_ms: _Optional[str] = ..., action_rules: _Optional[_Iterable[_Union[ActionRule, _Mapping]]] = ...) -> None: ...
 
 class DataConfig(_message.Message):
-    __slots__ = ("events_path", "user_features_path", "events_format", "work_dir", "window_days", "max_uih_len", "max_candidates", "max_bad_row_fraction", "train_windows", "column_mapping", "spark_master", "spark_driver_memory")
+    __slots__ = ("events_path", "user_features_path", "events_format", "work_dir", "window_days", "max_uih_len", "max_candidates", "max_bad_row_fraction", "train_windows", "column_mapping", "spark_master", "spark_driver_memory", "history_mode")
     EVENTS_PATH_FIELD_NUMBER: _ClassVar[int]
     USER_FEATURES_PATH_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +94,7 @@ class DataConfig(_message.Message):
     COLUMN_MAPPING_FIELD_NUMBER: _ClassVar[int]
     SPARK_MASTER_FIELD_NUMBER: _ClassVar[int]
     SPARK_DRIVER_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_MODE_FIELD_NUMBER: _ClassVar[int]
     events_path: str
     user_features_path: str
     events_format: str
@@ -99,7 +107,8 @@ class DataConfig(_message.Message):
     column_mapping: ColumnMapping
     spark_master: str
     spark_driver_memory: str
-    def __init__(self, events_path: _Optional[str] = ..., user_features_path: _Optional[str] = ..., events_format: _Optional[str] = ..., work_dir: _Optional[str] = ..., window_days: _Optional[int] = ..., max_uih_len: _Optional[int] = ..., max_candidates: _Optional[int] = ..., max_bad_row_fraction: _Optional[float] = ..., train_windows: _Optional[int] = ..., column_mapping: _Optional[_Union[ColumnMapping, _Mapping]] = ..., spark_master: _Optional[str] = ..., spark_driver_memory: _Optional[str] = ...) -> None: ...
+    history_mode: HistoryMode
+    def __init__(self, events_path: _Optional[str] = ..., user_features_path: _Optional[str] = ..., events_format: _Optional[str] = ..., work_dir: _Optional[str] = ..., window_days: _Optional[int] = ..., max_uih_len: _Optional[int] = ..., max_candidates: _Optional[int] = ..., max_bad_row_fraction: _Optional[float] = ..., train_windows: _Optional[int] = ..., column_mapping: _Optional[_Union[ColumnMapping, _Mapping]] = ..., spark_master: _Optional[str] = ..., spark_driver_memory: _Optional[str] = ..., history_mode: _Optional[_Union[HistoryMode, str]] = ...) -> None: ...
 
 class OptimizerConfig(_message.Message):
     __slots__ = ("name", "lr", "weight_decay", "eps")
@@ -126,7 +135,7 @@ class SparseOptimizerConfig(_message.Message):
     def __init__(self, name: _Optional[str] = ..., lr: _Optional[float] = ..., weight_decay: _Optional[float] = ..., eps: _Optional[float] = ...) -> None: ...
 
 class TrainConfig(_message.Message):
-    __slots__ = ("dense_optimizer", "sparse_optimizer", "batch_token_budget", "epochs", "max_steps", "warmup_steps", "grad_clip_norm", "precision", "allow_tf32", "checkpoint_every_steps", "shuffle_buffer", "num_workers", "seed", "device", "strict_kernel", "log_every_steps")
+    __slots__ = ("dense_optimizer", "sparse_optimizer", "batch_token_budget", "epochs", "max_steps", "warmup_steps", "grad_clip_norm", "precision", "allow_tf32", "checkpoint_every_steps", "shuffle_buffer", "num_workers", "seed", "device", "allow_kernel_fallback", "log_every_steps")
     DENSE_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     SPARSE_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     BATCH_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
@@ -141,7 +150,7 @@ class TrainConfig(_message.Message):
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
-    STRICT_KERNEL_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_KERNEL_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     LOG_EVERY_STEPS_FIELD_NUMBER: _ClassVar[int]
     dense_optimizer: OptimizerConfig
     sparse_optimizer: SparseOptimizerConfig
@@ -157,9 +166,9 @@ class TrainConfig(_message.Message):
     num_workers: int
     seed: int
     device: str
-    strict_kernel: bool
+    allow_kernel_fallback: bool
     log_every_steps: int
-    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[SparseOptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., strict_kernel: _Optional[bool] = ..., log_every_steps: _Optional[int] = ...) -> None: ...
+    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[SparseOptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., allow_kernel_fallback: _Optional[bool] = ..., log_every_steps: _Optional[int] = ...) -> None: ...
 
 class EvalConfig(_message.Message):
     __slots__ = ("batch_token_budget", "grouped_auc")

@@ -7,6 +7,7 @@ Training click labels per item: 100 -> 2 of 3, 101 -> 1 of 3, 102 -> 0 of 2 (glo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, date, datetime
@@ -79,6 +80,23 @@ def test_candidate_frame_has_one_row_per_candidate(config):
     assert frame["hist_pos_is_click"].tolist() == [4, 4, 1, 1, 0, 0]
     assert frame["hist_pos_is_like"].tolist() == [0, 0, 1, 1, 0, 0]
     assert task_labels(frame, config.model.tasks).tolist() == [[1, 0], [0, 0], [1, 0], [0, 0], [0, 0], [0, 1]]
+
+
+def test_query_time_counts_see_the_window_events_before_each_candidate(tmp_path):
+    # Query-time samples: the history ends with the candidates' own events (item 100 clicked, then 103 not).
+    rows = [(1, [10, 11, 100, 103], [1, 0, 1, 0], [100, 103], [1, 0]),
+            (2, [12, 101, 102, 12], [1, 1, 0, 3], [101, 102, 12], [1, 0, 3])]
+    _write_window(tmp_path, EVAL, rows)
+    base = small_config(tmp_path)
+    config = base.replace(data=dataclasses.replace(base.data, history_mode="QUERY_TIME"))
+    frame = candidate_frame(config, [EVAL])
+    # candidate c sees the pre-window history and the window's events before c, never its own
+    assert frame["hist_len"].tolist() == [2, 3, 1, 2, 3]
+    assert frame["hist_pos_is_click"].tolist() == [1, 2, 1, 2, 2]
+    assert frame["hist_pos_is_like"].tolist() == [0, 0, 0, 0, 0]
+    assert frame["in_history"].tolist() == [0, 0, 0, 0, 1]  # 12 is in user 2's pre-window history
+    window_start = candidate_frame(base, [EVAL])  # the same rows read as window-start: everything is visible
+    assert window_start["hist_len"].tolist() == [4, 4, 4, 4, 4]
 
 
 def test_out_of_window_counts_leave_the_own_window_out(config):

@@ -88,6 +88,8 @@ BAD = [
      r"content_encoder\.pad_content_encoder", r"not supported", "pad_content_encoder"),
     ("seq_budget", "max_seq_len: 8000", "max_seq_len: 100", r"data_config\.max_uih_len",
      r"exceeds max_seq_len 100", None),
+    ("uih_side_feature", 'feature_names: "video_id"\n', 'feature_names: "video_id"\n        feature_names: "video_tag"\n',
+     r"feature_groups\[1\]\.feature_names", r"writes one per event", None),
     ("time_periods", "time_duration_units_per_period: [24, 7]", "time_duration_units_per_period: [24]",
      r"time_duration_units_per_period", r"one entry per period", "time_duration_units_per_period: [24]"),
 ]
@@ -127,6 +129,9 @@ def test_pipeline_sections_are_checked():
         'train_config { dense_optimizer { name: "sgd" } }': r"dense_optimizer\.name",
         'data_config { column_mapping { action_rules { action: "is_star" when: "true" } } }': r"unknown action",
         'feature_configs { id_feature { feature_name: "author_id" } }': r"in no feature group",
+        # 6 + 7800 + 100 fits 8000, but query-time history holds each candidate's event twice
+        'data_config { history_mode: QUERY_TIME max_uih_len: 7800 max_candidates: 100 }':
+            r"2 \* max_candidates \(100\) = 8006 exceeds",
     }
     for extra, message in cases.items():
         with pytest.raises(ConfigError, match=message) as info:

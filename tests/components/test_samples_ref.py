@@ -69,8 +69,9 @@ def mapped_features(rows: list[dict], vocab_file: Path) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize("seed,fmt,window_days", [(0, "csv", 1), (1, "parquet", 2)])
-def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days):
+@pytest.mark.parametrize("seed,fmt,window_days,mode", [(0, "csv", 1, "WINDOW_START"), (1, "parquet", 2, "WINDOW_START"),
+                                                       (2, "csv", 1, "QUERY_TIME")])
+def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days, mode):
     rng, users, days = np.random.default_rng(seed), 7, 5
     all_rows = []
     for i in range(days):
@@ -81,7 +82,7 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
     feats = features(rng, users)
     write_user_features(tmp_path / "raw" / "user_features.csv", feats)
     config = make_config(max_uih_len=4, max_candidates=3, max_bad_row_fraction=1.0, window_days=window_days,
-                         events_format=fmt)
+                         events_format=fmt, history_mode=mode)
     starts = [START + timedelta(days=1 + window_days * k) for k in range(2)]
     build_samples(config=config, window_starts=starts, spark=spark)
     raw = pd.DataFrame(all_rows)
@@ -89,9 +90,15 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
     for start in starts:
         expected = build_samples_ref(raw, contextual, window_start=start, window_days=window_days,
                                      max_uih_len=4, max_candidates=3,
-                                     names=SampleNames(contextual=("user_id", *CONTEXTUAL)))
+                                     names=SampleNames(contextual=("user_id", *CONTEXTUAL)),
+                                     query_time=mode == "QUERY_TIME")
         got = read_samples(config.data.work_dir, start)
         assert len(got) >= 3, "the random log should give several samples"
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     long_history = expected["video_id"].map(len).max()
-    assert long_history == 4, "some user should hit max_uih_len"
+    assert long_history == (4 + 3 if mode == "QUERY_TIME" else 4), "some user should hit max_uih_len"
+    if mode == "QUERY_TIME":  # the history ends with the candidates' own events, actions included
+        for _, row in got.iterrows():
+            n = len(row["item_video_id"])
+            assert list(row["video_id"][-n:]) == list(row["item_video_id"])
+            assert list(row["action_weight"][-n:]) == list(row["item_action_weight"])

@@ -17,6 +17,7 @@ import pytest
 import torch
 from train_data import REPO, small_config, small_config_text, write_samples
 
+from components.config import parse_config
 from components.evaluate import evaluate_uri
 from components.loader import sample_files
 from components.tracking import TrackingUnavailableError, client_for
@@ -62,6 +63,7 @@ def test_mlflow_run_holds_config_stats_metrics_plots_and_model(trained):
     assert run.info.status == "FINISHED"
     assert run.data.tags["dag_id"] == "test_dag" and run.data.tags["window"] == dates[-1].isoformat()
     assert run.data.params["train/batch_token_budget"] == "384"
+    assert run.data.params["kernel"] == "PYTORCH" and run.data.params["model.backend"] == "pytorch"
     losses = client.get_metric_history(result.run_id, "train/loss")
     assert len(losses) == result.steps // 5 and {m.step for m in losses} >= {5, 10}
     assert client.get_metric_history(result.run_id, "train/tokens_per_s")
@@ -75,6 +77,19 @@ def test_mlflow_run_holds_config_stats_metrics_plots_and_model(trained):
     version = client.get_model_version("dlrm_hstu", result.registered_version)
     assert version.tags["run_id"] == result.run_id and version.tags["window"] == dates[-1].isoformat()
     assert version.tags["train_windows"] == ",".join(d.isoformat() for d in dates[:-1])
+
+
+def test_triton_config_without_a_gpu_fails_unless_the_fallback_is_allowed(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # as on a CPU machine outside the tests
+    dates = write_samples(tmp_path, users=16, windows=2)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    text = small_config_text(tmp_path, max_steps=2, tracking_uri=uri).replace("kernel: PYTORCH", "kernel: TRITON")
+    with pytest.raises(ValueError, match="allow_kernel_fallback"):
+        train(config=parse_config(text, "triton.config"), eval_window=dates[-1])
+    allowed = text.replace('device: "cpu"', 'device: "cpu" allow_kernel_fallback: true')
+    result = train(config=parse_config(allowed, "fallback.config"), eval_window=dates[-1])
+    params = client_for(uri).get_run(result.run_id).data.params
+    assert params["kernel"] == "TRITON" and params["model.backend"] == "pytorch"  # the run says what ran
 
 
 _PREDICT = """

@@ -1,6 +1,7 @@
 """The invariances of DESIGN §5, each test named after its property (eval mode, PyTorch kernels)."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -93,3 +94,52 @@ def test_changing_future_history_event_keeps_earlier_history_outputs():
     assert not torch.allclose(x1[last], x0[last])
     other = slice(int(offsets[0]), int(offsets[1]))
     assert torch.equal(x1[other], x0[other])
+
+
+HISTORY_COLUMNS = {"video_id": "item_video_id", "action_weight": "item_action_weight",
+                   "watch_time": "item_watch_time", "action_timestamp": "item_query_time"}
+
+
+def _query_time_rows(rows: list[dict]) -> list[dict]:
+    """The rows as history_mode QUERY_TIME writes them: the history continues with the candidates' events."""
+    out = copy.deepcopy(rows)
+    for row in out:
+        for hist, cand in HISTORY_COLUMNS.items():
+            row[hist] = row[hist] + row[cand]
+    return out
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_query_time_candidate_sees_only_the_window_events_before_it(layers):
+    """No label leaks: a window event's action reaches the candidates after it, never itself or those before
+    (through any layer, the contextual tokens, the history summary or the id biases)."""
+    torch.manual_seed(2)
+    config = dataclasses.replace(small_config(attn_num_layers=layers), query_time=True)
+    model = build_model(config, "cpu").eval()
+    rows = _query_time_rows(make_rows(3, seed=14, min_history=2, max_candidates=6))
+    n_cand = [len(r["item_video_id"]) for r in rows]
+    assert n_cand[1] >= 3
+    k = 1  # change window event 1 of sample 1: its action, watch time and (later) timestamp
+    changed = copy.deepcopy(rows)
+    pos = len(rows[1]["video_id"]) - n_cand[1] + k
+    changed[1]["action_weight"][pos] = 255 - changed[1]["action_weight"][pos]
+    changed[1]["watch_time"][pos] += 50.0
+    before, after = _predict(model, rows, config), _predict(model, changed, config)
+    first = n_cand[0]
+    assert torch.equal(after[:first + k + 1], before[:first + k + 1])  # sample 0 and candidates 0..k
+    assert not torch.allclose(after[first + k + 1], before[first + k + 1])  # candidate k + 1 sees it
+    assert torch.equal(after[first + n_cand[1]:], before[first + n_cand[1]:])  # sample 2
+
+
+def test_query_time_without_window_events_equals_window_start():
+    """With one candidate per sample nothing in the window comes before it: its own event, though in the
+    query-time history, is invisible to it, so both modes predict the same with the same weights."""
+    torch.manual_seed(3)
+    config = small_config()
+    model = build_model(config, "cpu").eval()
+    rows = make_rows(4, seed=14, min_history=2, max_candidates=1)
+    query_time = dataclasses.replace(config, query_time=True)
+    qt_model = build_model(query_time, "cpu").eval()
+    qt_model.load_state_dict(model.state_dict())
+    torch.testing.assert_close(_predict(qt_model, _query_time_rows(rows), query_time),
+                               _predict(model, rows, config), rtol=1e-5, atol=1e-5)

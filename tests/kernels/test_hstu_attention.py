@@ -153,6 +153,10 @@ def _bf16_errors(lengths, heads, dim_qk, dim_v, kwargs, seed=0):
     ([513, 64, 2000], 2, 64, 96, {"num_targets": torch.tensor([10, 64, 0]), "contextual_len": 6}),
     ([1500, 2], 8, 256, 128, {"max_attn_len": 100, "num_targets": torch.tensor([7, 2])}),
     ([9000, 12000, 3], 2, 32, 32, {"num_targets": torch.tensor([20, 0, 3])}),
+    # Query-time mask: windows crossing 32/64/128-row blocks, T > U in the third sequence.
+    ([513, 64, 300, 2000], 2, 64, 96, {"num_targets": torch.tensor([100, 10, 200, 64]), "contextual_len": 6,
+                                       "query_time": True}),
+    ([1500, 700], 4, 128, 128, {"num_targets": torch.tensor([150, 7]), "max_attn_len": 100, "query_time": True}),
 ])
 def test_bf16_error_within_twice_the_twins(lengths, heads, dim_qk, dim_v, kwargs):
     kwargs = {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
