@@ -1,6 +1,6 @@
 """Sample windows -> one pandas row per candidate, the input of the baseline suite (``components.baselines``).
 
-A sample (DESIGN §4.3) is one (user, window) row: contextual ids, a history strictly before the window
+A sample (docs/design.md §4.3) is one (user, window) row: contextual ids, a history strictly before the window
 (``uih`` ids, ``uih_action`` bitmasks) and the window's candidates (``candidate`` ids, query times,
 ``item_action_weight`` label bitmasks). Each candidate becomes one row carrying what a static model may use:
 its user, item, contextual ids, hour and position, and counts over the history it may see (length, positives
@@ -33,7 +33,7 @@ RECENT = 20  # the "last events" of the history that the recent rate counts
 def _jagged(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(values [sum lengths], lengths int64 [R]) of a list column; a missing column is named."""
     if name not in table.column_names:
-        raise ValueError(f"sample rows lack column {name!r} (DESIGN §4.3); columns: {table.column_names}")
+        raise ValueError(f"sample rows lack column {name!r} (docs/design.md §4.3); columns: {table.column_names}")
     col = table.column(name).combine_chunks()
     lengths = np.asarray(col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), np.int64)
     return np.asarray(col.flatten().to_numpy(zero_copy_only=False)), lengths

@@ -1,4 +1,4 @@
-"""The baseline suite: five static models scored on the same samples the model sees, any data (DESIGN §5).
+"""The baseline suite: five static models scored on the same samples the model sees, any data (docs/design.md §5).
 
 ``run_baselines`` reads the sample partitions of the training windows and of one eval window
 (``components.baseline_features``), fits each baseline of ``components.baseline_models`` on the training
@@ -143,7 +143,7 @@ def run_baselines(*, config: PipelineConfig, eval_window: date, train_windows: l
         train_windows: windows strictly before ``eval_window`` with sample partitions (any order).
         use_cache: read a cached result when present (it is always written).
     Raises:
-        ValueError: no training window, or one not before ``eval_window`` (DESIGN §4.4), or no candidates.
+        ValueError: no training window, or one not before ``eval_window`` (docs/design.md §4.4), or no candidates.
         FileNotFoundError: a window has no sample partition under ``{work_dir}/samples``.
     """
     windows = sorted(set(train_windows))
@@ -152,7 +152,7 @@ def run_baselines(*, config: PipelineConfig, eval_window: date, train_windows: l
     late = [str(w) for w in windows if w >= eval_window]
     if late:
         raise ValueError(f"training window(s) {late} are not before the evaluation window {eval_window} "
-                         "(DESIGN §4.4)")
+                         "(docs/design.md §4.4)")
     key = {"suite_version": SUITE_VERSION, "tasks": [[t.task_name, t.task_bitmask] for t in config.model.tasks],
            "samples": _fingerprint(config, [*windows, eval_window])}
     path = cache_path(config.data.work_dir, eval_window, windows)

@@ -143,7 +143,7 @@ def _nan_safe(metrics: dict[str, float] | None) -> dict[str, float] | None:
 
 
 def gate_decision(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool):
-    """The pure gate decision (DESIGN §7) for the scores of :func:`evaluate_challenger_and_champion`."""
+    """The pure gate decision (docs/design.md §7) for the scores of :func:`evaluate_challenger_and_champion`."""
     from components.gate import decide
 
     return decide(_nan_safe(evaluated["challenger"]), _nan_safe(evaluated["champion"]), config.promotion,

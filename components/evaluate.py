@@ -1,4 +1,4 @@
-"""The evaluator: per-task AUC, grouped AUC (per user) and calibration of a model on one window (DESIGN §5, §7).
+"""The evaluator: per-task AUC, grouped AUC (per user) and calibration of a model on one window (docs/design.md §5, §7).
 
 Streams the window's samples through the model batch by batch (token budget ``eval_config.batch_token_budget``)
 and keeps only one score, label and user id per candidate and task, so the AUCs are exact (rank based over the
@@ -133,7 +133,7 @@ def task_metrics(probs: np.ndarray, labels: np.ndarray, users: np.ndarray, group
 
 
 def _reference_task(task: TaskConfig) -> str | None:
-    """The datagen task name of a one-bit task (bit i <-> TASK_NAMES[i], DESIGN §4.2), else None."""
+    """The datagen task name of a one-bit task (bit i <-> TASK_NAMES[i], docs/design.md §4.2), else None."""
     from components.datagen import TASK_NAMES
 
     mask = task.task_bitmask

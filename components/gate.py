@@ -1,4 +1,4 @@
-"""The promotion gate (DESIGN §7): decide on per-task AUC, then record the decision and move registry aliases.
+"""The promotion gate (docs/design.md §7): decide on per-task AUC, then record the decision and move registry aliases.
 
 Three layers:
 
@@ -151,7 +151,7 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
            rules: PromotionConfig | Mapping[str, TaskRule], *, tasks: Sequence[str] | None = None,
            force: bool = False, challenger_error: str | None = None,
            champion_error: str | None = None) -> GateDecision:
-    """Judges the challenger against the champion, task by task (DESIGN §7). Pure: no I/O.
+    """Judges the challenger against the champion, task by task (docs/design.md §7). Pure: no I/O.
 
     Args:
         challenger: ``{task: auc}`` of the new version (``auc/<task>`` keys accepted); None = evaluation failed.
@@ -389,7 +389,7 @@ def _evaluate(evaluate: Callable[[str], Mapping[str, float]], uri: str) -> tuple
 def run_gate(*, config: PipelineConfig, challenger_version: str | int,
              evaluate: Callable[[str], Mapping[str, float]], window: str, dry_run: bool = False,
              force: bool = False, decided_at: datetime | None = None, max_attempts: int = 3) -> GateResult:
-    """Evaluates ``challenger_version`` and the current champion, decides, records, moves aliases (DESIGN §7).
+    """Evaluates ``challenger_version`` and the current champion, decides, records, moves aliases (docs/design.md §7).
 
     Args:
         evaluate: ``model_uri -> {task: auc}`` on ``window``, the same evaluator for both models (it receives

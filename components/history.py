@@ -37,7 +37,7 @@ EVENT_STRUCT = T.StructType([
     T.StructField("time_ms", T.LongType()),
     T.StructField("video_id", T.LongType()),
     T.StructField("action_weight", T.LongType()),
-    T.StructField("time_s", T.LongType()),  # epoch seconds, time_ms floored (DESIGN §4.3)
+    T.StructField("time_s", T.LongType()),  # epoch seconds, time_ms floored (docs/design.md §4.3)
     T.StructField("watch_s", T.DoubleType()),  # play time in seconds
 ])
 HISTORY_SCHEMA = T.StructType([

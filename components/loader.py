@@ -1,4 +1,4 @@
-"""Streaming reader of user-window samples (DESIGN §4.3) with token-budget batching.
+"""Streaming reader of user-window samples (docs/design.md §4.3) with token-budget batching.
 
 The sample Parquet of the chosen windows is cut into *units* (one row group of one file). Units are
 shuffled per epoch and dealt to ``world_size * num_roles`` shards; a shard is one reader (a DataLoader
@@ -57,7 +57,7 @@ def sample_files(work_dir: str | Path, windows: Sequence[date]) -> list[Path]:
 
 
 def sample_columns(config: ModelConfig, labels: bool = True) -> list[str]:
-    """The sample columns the model reads (DESIGN §4.3), plus labels and the user id when ``labels``."""
+    """The sample columns the model reads (docs/design.md §4.3), plus labels and the user id when ``labels``."""
     g = config.feature_groups
     cols = [*g.contextual, *g.uih, *g.uih_action, *g.uih_watchtime, *g.uih_timestamp, *g.candidate,
             *g.candidate_timestamp]
@@ -178,7 +178,7 @@ class SampleStream(IterableDataset):
             names = set(meta.schema_arrow.names)
             missing = [c for c in self.columns if c not in names and c != WATCH_LABEL_COLUMN]
             if missing:
-                raise ValueError(f"sample file {f} lacks column(s) {missing} (DESIGN §4.3)")
+                raise ValueError(f"sample file {f} lacks column(s) {missing} (docs/design.md §4.3)")
             units += [(str(f), i) for i in range(meta.num_row_groups) if meta.metadata.row_group(i).num_rows]
         return units
 

@@ -1,6 +1,6 @@
 """Data quality before aggregation: flag bad rows with a reason, count them, fail above the limit.
 
-Rules (DESIGN §4.3), checked in this order, the first that fires is the row's ``reason``:
+Rules (docs/design.md §4.3), checked in this order, the first that fires is the row's ``reason``:
 
 - ``unparsable_<column>``: a required value is present but not a number;
 - ``null_id`` / ``negative_id``: user_id or video_id missing or below 0;

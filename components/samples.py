@@ -1,4 +1,4 @@
-"""The Spark sample builder: raw events -> one row per (user, window) in Parquet (DESIGN §4.3).
+"""The Spark sample builder: raw events -> one row per (user, window) in Parquet (docs/design.md §4.3).
 
 For a window ``[start, start + window_days)`` every user with at least one clean event inside it gets one row:
 ``user_id`` and the contextual ids, the history strictly before ``start`` (ascending by (time_ms, video_id),
@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SampleNames:
-    """Output column names, from the config's feature groups (defaults: DESIGN §4.3 names)."""
+    """Output column names, from the config's feature groups (defaults: docs/design.md §4.3 names)."""
 
     contextual: tuple[str, ...] = ("user_id",)
     video_id: str = "video_id"
@@ -240,7 +240,7 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
 
 def build_samples(*, config: PipelineConfig, window_starts: list[date],
                   spark: SparkSession | None = None) -> list[SamplesResult]:
-    """Builds the samples of each window (DESIGN §4.3), in ascending order of start.
+    """Builds the samples of each window (docs/design.md §4.3), in ascending order of start.
 
     Several windows in one call (a backfill) give the same partitions as one call per window: each window
     reads the history state the previous one wrote. A rerun of a window replaces exactly its partitions.

@@ -2,7 +2,7 @@
 
 Columns are matched by name, never by position: every CSV file's header is read first and files are grouped by
 header, so files with reordered columns mix freely. A file that lacks a required column fails the job with the
-file and the column named (DESIGN §4.1). Other logs (ratings, purchases) enter through a declared
+file and the column named (docs/design.md §4.1). Other logs (ratings, purchases) enter through a declared
 ``ColumnMapping``: each field is a source column or a Spark SQL expression over the source columns, and action
 flags come from ``action_rules`` (a Spark SQL condition per action).
 
@@ -29,7 +29,7 @@ from components.spark import HadoopFs
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("user_id", "video_id", "time_ms", "play_time_ms", "duration_ms")
-# DESIGN §4.2: bit k of the action weight is ACTIONS[k] (click 1, like 2, ..., profile_enter 128).
+# docs/design.md §4.2: bit k of the action weight is ACTIONS[k] (click 1, like 2, ..., profile_enter 128).
 ACTION_BITS = {name: 1 << k for k, name in enumerate(ACTIONS)}
 # The canonical event frame every reader returns (dt: the date of the file's dt= partition).
 EVENT_SCHEMA = T.StructType([
@@ -162,7 +162,7 @@ def read_events(spark: SparkSession, *, root: str, fmt: str, days: Sequence[date
         mapping: a declared column mapping for logs not in the KuaiRand schema (None: KuaiRand columns).
     Returns:
         DataFrame with EVENT_SCHEMA: ids and time_ms int64 (null when missing or unparsable), action_weight
-        int64 (DESIGN §4.2 bitmask; missing flags count as 0), play_time_ms/duration_ms float64, dt (the
+        int64 (docs/design.md §4.2 bitmask; missing flags count as 0), play_time_ms/duration_ms float64, dt (the
         partition date), bad_parse (name of the first required column whose value did not parse, else null).
     Raises:
         ValueError: a file lacks a required column (the file and the column are named).

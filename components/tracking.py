@@ -1,6 +1,6 @@
 """MLflow tracking: where runs go, what a run logs, and how a trained model becomes a registered version.
 
-DESIGN §7. One experiment per pipeline, one run per DAG run (tagged ``dag_id``, ``dag_run_id``, ``window``),
+docs/design.md §7. One experiment per pipeline, one run per DAG run (tagged ``dag_id``, ``dag_run_id``, ``window``),
 one registered model (default ``dlrm_hstu``) whose versions are tagged with their run and windows.
 
 Typical use (the trainer)::
@@ -484,7 +484,7 @@ def register_version(target: TrackingTarget, *, run_id: str, model_uri: str, win
         run = client.get_run(run_id)
         if run.info.status != "FINISHED":
             raise ValueError(f"run {run_id} has status {run.info.status}; only a FINISHED run registers a version "
-                             f"of {model_name} (register after the start_run block, DESIGN §7)")
+                             f"of {model_name} (register after the start_run block, docs/design.md §7)")
         model_id = model_uri.removeprefix("models:/")
         logged = client.get_logged_model(model_id)
         if logged.source_run_id != run_id:
@@ -493,7 +493,7 @@ def register_version(target: TrackingTarget, *, run_id: str, model_uri: str, win
                         "dag_id": run.data.tags.get("dag_id", ""),
                         "dag_run_id": run.data.tags.get("dag_run_id", ""), **(tags or {})}
         try:
-            client.create_registered_model(model_name, description="DlrmHSTU ranking model (DESIGN §7)")
+            client.create_registered_model(model_name, description="DlrmHSTU ranking model (docs/design.md §7)")
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise

@@ -1,4 +1,4 @@
-"""The trainer: DlrmHSTU on the sample windows before the evaluation window, tracked in MLflow (DESIGN §4.4, §7).
+"""The trainer: DlrmHSTU on the sample windows before the evaluation window, tracked in MLflow (docs/design.md §4.4, §7).
 
 ``train(config=..., eval_window=...)`` streams the training windows' samples (``components.loader``: token
 budget batches, buffer shuffle, worker processes), steps row-wise Adagrad (or Adam) fused into the backward

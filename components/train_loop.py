@@ -1,6 +1,6 @@
 """The training step machinery behind ``components.train``: model and optimizers, one step, progress, resume.
 
-Optimizers (DESIGN §7, issue 7): the TorchRec embedding tables get their optimizer fused into the backward
+Optimizers (docs/design.md §7, issue 7): the TorchRec embedding tables get their optimizer fused into the backward
 pass (``apply_optimizer_in_backward``: row-wise Adagrad or Adam; under DistributedModelParallel the sharder
 turns it into the fused FBGEMM kernel); the dense optimizer (Adam/AdamW) skips those parameters
 (``in_backward_optimizer_filter``). Both follow a linear warm-up ``lr_t = lr * min(1, (t + 1) / warmup)``,

@@ -1,4 +1,4 @@
-"""Time windows of a run (DESIGN §4.4): the evaluation window is the run's own; training uses the ones before."""
+"""Time windows of a run (docs/design.md §4.4): the evaluation window is the run's own; training uses the ones before."""
 
 from __future__ import annotations
 
@@ -39,14 +39,14 @@ def select_training_windows(samples_root: str | Path, eval_window: date, *, coun
     Args:
         samples_root: ``{work_dir}/samples``, holding ``dt=YYYY-MM-DD`` partitions (local path).
     Raises:
-        ValueError: a given window is not before ``eval_window`` (DESIGN §4.4).
+        ValueError: a given window is not before ``eval_window`` (docs/design.md §4.4).
         FileNotFoundError: none of the ``count`` default windows has a sample partition.
     """
     if given:
         bad = [w for w in given if w >= eval_window]
         if bad:
             raise ValueError(f"training window(s) {bad} are not before the evaluation window {eval_window} "
-                             "(DESIGN §4.4)")
+                             "(docs/design.md §4.4)")
         return sorted(given)
     wanted = training_windows(eval_window, count=count, window_days=window_days)
     root = Path(samples_root)

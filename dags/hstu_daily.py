@@ -9,7 +9,7 @@ For the day that just ended (the run's data interval, or the `window_date` Param
    atomically on a rerun).
 3. **train**: DlrmHSTU on the training windows; one MLflow run; a new registered model version.
 4. **evaluate**: the new version (`@challenger`) and the current `@champion` on the same evaluation window.
-5. **gate**: per-task AUC floors and allowed regression (DESIGN §7); NaN or missing metrics never pass.
+5. **gate**: per-task AUC floors and allowed regression (docs/design.md §7); NaN or missing metrics never pass.
 6. **promote**: moves `@champion` (old one becomes `@previous_champion`) unless the gate failed or dry-run.
 7. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed;
    it fails itself when a step failed, so the run is red (a gate rejection is a green run).

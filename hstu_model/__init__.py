@@ -3,7 +3,7 @@
 Reads in forward order: ``config`` (the spec block as dataclasses), ``batch`` (jagged batch + collate),
 ``embeddings`` (TorchRec tables), ``preprocessor``, ``positional``, ``stu``, ``postprocess``, ``tower``, then
 ``model`` (``build_model``). ``losses`` and ``metrics`` sit apart: the model returns logits. ``export`` wraps
-the model for ``torch.export``; ``summary`` counts parameters. DESIGN §5 gives the semantics.
+the model for ``torch.export``; ``summary`` counts parameters. docs/design.md §5 gives the semantics.
 
 Names are imported lazily, so ``import hstu_model.config`` (config parsing) does not load torch or TorchRec.
 """

@@ -1,4 +1,4 @@
-"""The jagged training batch of DlrmHSTU and its collate function from user-window sample rows (DESIGN §4.3).
+"""The jagged training batch of DlrmHSTU and its collate function from user-window sample rows (docs/design.md §4.3).
 
 One sample = one (user, window) row: contextual ids (one per feature), a history of ``U_b`` events and
 ``T_b`` candidates. Sequences are kept jagged: values concatenated over the batch plus ``lengths [B]``;
@@ -111,14 +111,14 @@ class _Columns:
 
     def _require(self, name: str) -> None:
         if name not in self.names:
-            raise ValueError(f"sample rows lack column {name!r} (DESIGN §4.3); columns: {sorted(self.names)}")
+            raise ValueError(f"sample rows lack column {name!r} (docs/design.md §4.3); columns: {sorted(self.names)}")
 
     def _dict_column(self, name: str) -> list[Any]:
         try:
             return [r[name] for r in self._rows]
         except KeyError:
             i = next(i for i, r in enumerate(self._rows) if name not in r)
-            raise ValueError(f"sample row {i} lacks column {name!r} (DESIGN §4.3)") from None
+            raise ValueError(f"sample row {i} lacks column {name!r} (docs/design.md §4.3)") from None
 
     def scalar(self, name: str, dtype: type) -> np.ndarray:
         """[B] values of a scalar column."""
@@ -189,7 +189,7 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig) -> Hst
     if too_long.size:
         i = too_long[0]
         raise ValueError(f"row {i}: {len(groups.contextual)} contextual + {uih_len[i]} history + {cand_len[i]} "
-                         f"candidate tokens = {tokens[i]} exceeds max_seq_len {config.max_seq_len} (DESIGN §4.3)")
+                         f"candidate tokens = {tokens[i]} exceeds max_seq_len {config.max_seq_len} (docs/design.md §4.3)")
     labels = watch = None
     if LABEL_COLUMN in cols.names:
         _same_lengths(cols, [LABEL_COLUMN], cand_len, "candidate")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hstu_model.config_text import ConfigError, FieldLines
 from hstu_model.proto import model_pb2
 
-# The spec fixes these group names and their types; their features are the sample columns of DESIGN §4.3.
+# The spec fixes these group names and their types; their features are the sample columns of docs/design.md §4.3.
 GROUP_TYPES = {
     "contextual": "DEEP",
     "uih": "JAGGED_SEQUENCE",
@@ -29,7 +29,7 @@ DEFAULT_ACTION_WEIGHTS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 @dataclass(frozen=True)
 class FeatureGroups:
-    """Feature names per fixed group (DESIGN §4.3 column names)."""
+    """Feature names per fixed group (docs/design.md §4.3 column names)."""
 
     contextual: tuple[str, ...]
     uih: tuple[str, ...]
@@ -298,7 +298,7 @@ def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None
 
 
 def sequence_budget(config: ModelConfig) -> int:
-    """Tokens left for history and candidates after the contextual tokens (DESIGN §4.3 bound)."""
+    """Tokens left for history and candidates after the contextual tokens (docs/design.md §4.3 bound)."""
     return config.max_seq_len - len(config.feature_groups.contextual)
 
 

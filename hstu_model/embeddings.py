@@ -1,4 +1,4 @@
-"""Id embeddings: TorchRec ``EmbeddingCollection`` tables from ``config.embedding_tables`` (DESIGN §5).
+"""Id embeddings: TorchRec ``EmbeddingCollection`` tables from ``config.embedding_tables`` (docs/design.md §5).
 
 One shared ``video_id`` table serves the history (``video_id``) and the candidates (``item_video_id``).
 TorchRec requires one embedding dim per ``EmbeddingCollection``, so tables are grouped by dim, one collection

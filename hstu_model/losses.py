@@ -1,4 +1,4 @@
-"""Per-task binary cross-entropy over all candidates (DESIGN §5); labels from the action bitmask (§4.2).
+"""Per-task binary cross-entropy over all candidates (docs/design.md §5); labels from the action bitmask (§4.2).
 
     label[c, t] = (item_action_weight[c] & task_bitmask[t]) > 0
     loss_t = mean_c BCEWithLogits(logits[c, t], label[c, t]);   total = sum_t weight_t * loss_t

@@ -1,4 +1,4 @@
-"""AUC per task and grouped AUC per user: exact, rank-based, ties counted half (DESIGN §5).
+"""AUC per task and grouped AUC per user: exact, rank-based, ties counted half (docs/design.md §5).
 
     AUC = (sum of the positives' ranks - P (P + 1) / 2) / (P N)    ranks 1-based, tied scores get their mean rank
     GAUC = sum_g n_g AUC_g / sum_g n_g over groups g holding both classes (n_g = the group's candidates)

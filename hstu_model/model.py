@@ -1,10 +1,10 @@
-"""DlrmHSTU: the HSTU ranking model over jagged user-window samples (DESIGN §5).
+"""DlrmHSTU: the HSTU ranking model over jagged user-window samples (docs/design.md §5).
 
 Per sample the token sequence is ``[K contextual | U history, oldest first | T candidates]``:
 
     tokens  = preprocessor(id embeddings, actions)             jagged values [L, D], seq_offsets [B+1]
     x       = Dropout(tokens + pos_emb + time_emb)
-    x       = STU_n(... STU_1(x))                             mask of DESIGN §6, S = max_seq_len
+    x       = STU_n(... STU_1(x))                             mask of docs/design.md §6, S = max_seq_len
     user    = postprocessor(x at the candidates, query time)  [C, D]
     logits  = tower(user, item content[, history summary])    [C, num_tasks]
             (+ per-task id biases with id_bias: hstu_model.id_bias)

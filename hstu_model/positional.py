@@ -1,4 +1,4 @@
-"""Positional encoder: ``x + pos_table[pos_id] + time_table[time_id]`` over jagged tokens (DESIGN §5).
+"""Positional encoder: ``x + pos_table[pos_id] + time_table[time_id]`` over jagged tokens (docs/design.md §5).
 
 Per sample with K contextual tokens, U history events and T candidates, and P position buckets:
 - position ids: contextual token k -> k; every candidate -> K (one shared position); history event i

@@ -1,4 +1,4 @@
-"""Output postprocessors on the candidates' encoder outputs ``h [C, D]`` (DESIGN §5).
+"""Output postprocessors on the candidates' encoder outputs ``h [C, D]`` (docs/design.md §5).
 
 - timestamp_layernorm: ``LayerNorm(Linear([h, cos(2 pi f_p), sin(2 pi f_p) for each period p]))`` where
   ``f_p = (t mod (unit_p * n_p)) / (unit_p * n_p)`` is the phase of the candidate's query time ``t`` (epoch

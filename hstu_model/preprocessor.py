@@ -1,4 +1,4 @@
-"""Input preprocessor (contextual preprocessor of the spec): id embeddings -> model-width tokens (DESIGN §5).
+"""Input preprocessor (contextual preprocessor of the spec): id embeddings -> model-width tokens (docs/design.md §5).
 
 - Contextual tokens: one per contextual feature, ``Linear_f(emb_f) -> [D]`` (each feature its own map).
 - Content (slice content encoder): the concatenated id embeddings of the uih (history) or candidate features,

@@ -1,11 +1,11 @@
-"""The STU layer (Sequential Transduction Unit) on jagged tokens ``x [L, D]``, ``seq_offsets [B+1]`` (DESIGN §5).
+"""The STU layer (Sequential Transduction Unit) on jagged tokens ``x [L, D]``, ``seq_offsets [B+1]`` (docs/design.md §5).
 
     n = LayerNorm(x);  u, v, q, k = split(Linear(n));  u = SiLU(u)
     o_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j     (alpha = 1/sqrt(attention_dim), S = max_seq_len)
     y = u * Norm(o)            (group norm per head if use_group_norm, else layer norm)
     out = x + Dropout(Linear([u, o, y]))
 
-The mask is DESIGN §6's (contextual, causal history, candidates that see only the past and themselves); every
+The mask is docs/design.md §6's (contextual, causal history, candidates that see only the past and themselves); every
 step runs through the ``kernels`` dispatcher with the layer's ``backend``.
 """
 

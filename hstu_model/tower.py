@@ -1,4 +1,4 @@
-"""Fusion multi-task tower: one logit per task per candidate (DESIGN §5).
+"""Fusion multi-task tower: one logit per task per candidate (docs/design.md §5).
 
     item = ItemMLP(content [C, E])                      (Linear, SiLU, Linear, LayerNorm -> [C, D])
     logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]

@@ -1,7 +1,7 @@
 """Kernels of the HSTU model on jagged tensors (values concatenated over the batch + offsets int64 [B+1]).
 
 Every op takes `backend="triton" | "pytorch"`; the PyTorch twins (`*_ref.py`) are the references the tests
-compare against (DESIGN §6). Imports torch and triton only.
+compare against (docs/design.md §6). Imports torch and triton only.
 """
 
 from kernels.backend import Backend, triton_available

@@ -1,4 +1,4 @@
-"""HSTU attention on jagged sequences (DESIGN §6): Triton forward/backward kernels and the public function.
+"""HSTU attention on jagged sequences (docs/design.md §6): Triton forward/backward kernels and the public function.
 
 out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j, S = scaling_seqlen or max_seq_len. There is no
 softmax, so a row block needs no running max: the forward streams key/value blocks and accumulates
@@ -6,7 +6,7 @@ softmax, so a row block needs no running max: the forward streams key/value bloc
 key block writes dK, dV (loops over the query blocks that attend it), one per query block writes dQ. No
 atomics, so gradients are deterministic.
 
-Mask (DESIGN §6), per sequence of n tokens with T candidates, K contextual tokens and U = n - T - K history
+Mask (docs/design.md §6), per sequence of n tokens with T candidates, K contextual tokens and U = n - T - K history
 tokens: ids are 0 (contextual), 1..U (history), U+1 (candidates); i attends j when i == j or id_j < id_i (and,
 if max_attn_len > 0, id_i - id_j <= max_attn_len); contextual tokens also attend every token with id <= U.
 Counts are clamped to the sequence: T = min(num_targets, n), then K = min(contextual_len, n - T).
@@ -34,7 +34,7 @@ from kernels.hstu_attention_ref import hstu_attention_ref
 
 
 def _ids(pos, n_ctx, hist_end, n_hist):
-    """DESIGN §6 mask ids of positions: contextual 0, history 1..U, candidates U+1."""
+    """docs/design.md §6 mask ids of positions: contextual 0, history 1..U, candidates U+1."""
     return tl.where(pos < n_ctx, 0, tl.where(pos < hist_end, pos - n_ctx + 1, n_hist + 1))
 
 
@@ -49,7 +49,7 @@ def _query_ids(pos, n_ctx, hist_end, n_hist, win_start, QUERY_TIME: tl.constexpr
 
 
 def _keep(pos_i, id_i, pos_j, id_j, win_start, max_attn_len, HAS_WINDOW: tl.constexpr):
-    """DESIGN §6 mask on broadcastable query (i, query ids) / key (j) operands: True where query i attends key j.
+    """docs/design.md §6 mask on broadcastable query (i, query ids) / key (j) operands: True where query i attends key j.
     win_start: contextual queries see every key before it (hist_end, or the window start under query time)."""
     keep = id_j < id_i
     if HAS_WINDOW:
@@ -140,7 +140,7 @@ def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, 
     s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * alpha  # [BLOCK_M, BLOCK_N] fp32
     p = s * _sigmoid(s, FAST) * inv_scale
     if MASKED:
-        # Keys past the end load as zeros, so only the DESIGN §6 mask is needed, not a length mask.
+        # Keys past the end load as zeros, so only the docs/design.md §6 mask is needed, not a length mask.
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
         keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
                      HAS_WINDOW)
@@ -532,7 +532,7 @@ def hstu_attention(
     query_time: bool = False,
     backend: str = "triton",
 ) -> torch.Tensor:
-    """HSTU attention over jagged sequences (DESIGN §6), differentiable in q, k, v.
+    """HSTU attention over jagged sequences (docs/design.md §6), differentiable in q, k, v.
 
     Args:
         q, k: [L, H, Dqk]; v: [L, H, Dv] (same dtype, last dim contiguous).

@@ -1,4 +1,4 @@
-"""PyTorch twin of `hstu_attention` (DESIGN §6): plain, slow, obviously correct; builds the dense mask.
+"""PyTorch twin of `hstu_attention` (docs/design.md §6): plain, slow, obviously correct; builds the dense mask.
 
 out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j over each jagged sequence, S = scaling_seqlen or
 max_seq_len. Sequences are padded to the longest one in the batch, so memory is O(B * H * N^2).
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 def token_ids(
     lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position mask ids of DESIGN §6: contextual 0, history 1..U, candidates U+1.
+    """Per-position mask ids of docs/design.md §6: contextual 0, history 1..U, candidates U+1.
 
     Args:
         lengths: int64 [B] sequence lengths.
@@ -70,7 +70,7 @@ def dense_mask(
     lengths: torch.Tensor, n_max: int, num_targets: torch.Tensor | None, contextual_len: int, max_attn_len: int,
     *, query_time: bool = False,
 ) -> torch.Tensor:
-    """Boolean mask [B, N, N], True where token i (row) attends token j (column) (DESIGN §6).
+    """Boolean mask [B, N, N], True where token i (row) attends token j (column) (docs/design.md §6).
 
     query_time: the query-time mask of the module docstring (needs num_targets).
     """

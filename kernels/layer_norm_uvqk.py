@@ -1,4 +1,4 @@
-"""LayerNorm + uvqk projection + SiLU(u) of the STU layer (DESIGN §5), on jagged token values [L, D].
+"""LayerNorm + uvqk projection + SiLU(u) of the STU layer (docs/design.md §5), on jagged token values [L, D].
 
 Triton path: the Triton group-norm kernel (one group = LayerNorm; mean, rstd kept for backward) normalises
 each row, cuBLAS does the projection, torch applies SiLU to the u slice. The matmul dominates; fusing the norm

@@ -1,4 +1,4 @@
-"""PyTorch twin of `layer_norm_uvqk`: LayerNorm, the uvqk projection, the split and SiLU(u) (DESIGN §5)."""
+"""PyTorch twin of `layer_norm_uvqk`: LayerNorm, the uvqk projection, the split and SiLU(u) (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""y = u * Norm(o) of the STU layer (DESIGN §5): group norm per head or layer norm, affine, times u.
+"""y = u * Norm(o) of the STU layer (docs/design.md §5): group norm per head or layer norm, affine, times u.
 
 Triton path: one kernel reads o and u once and writes y (mean/rstd kept); the backward kernel writes do, du
 and per-block partial sums of the affine gradients, summed afterwards (deterministic, no atomics).

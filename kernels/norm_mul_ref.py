@@ -1,4 +1,4 @@
-"""PyTorch twin of `norm_mul`: y = u * Norm(o), group norm per head or layer norm (DESIGN §5)."""
+"""PyTorch twin of `norm_mul`: y = u * Norm(o), group norm per head or layer norm (docs/design.md §5)."""
 
 from __future__ import annotations
 

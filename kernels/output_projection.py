@@ -1,4 +1,4 @@
-"""The STU output projection: out = x + Dropout(cat([u, o, y]) @ weight + bias) (DESIGN §5).
+"""The STU output projection: out = x + Dropout(cat([u, o, y]) @ weight + bias) (docs/design.md §5).
 
 Both backends run it in PyTorch: the cost is one cuBLAS matmul ([L, 3*H*Dv] x [3*H*Dv, D]) that Triton would
 not beat, and torch's dropout keeps the RNG stream of the rest of the model.

@@ -1,4 +1,4 @@
-"""Built-in KuaiRand-shaped data generator with known ground truth (DESIGN §9).
+"""Built-in KuaiRand-shaped data generator with known ground truth (docs/design.md §9).
 
 `generate_dataset` writes raw logs in the KuaiRand log schema (partitioned by day), the sampled real
 KuaiRand-Pure user features, and every event's true action probabilities; `oracle_auc` scores those

@@ -78,7 +78,7 @@ def baseline_auc(*, data: Path, train_start: date, train_end: date, eval_start: 
     """
     if eval_start < train_end:
         raise ValueError(f"evaluation window starts {eval_start}, before the training window ends {train_end}; "
-                         "expected training strictly before evaluation (DESIGN §4.4)")
+                         "expected training strictly before evaluation (docs/design.md §4.4)")
     cols = ["user_id", "video_id", *ACTION_COLUMNS]
     train = read_window(data, train_start, train_end, cols)
     test = read_window(data, eval_start, eval_end, cols)

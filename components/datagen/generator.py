@@ -1,4 +1,4 @@
-"""Write a KuaiRand-shaped synthetic dataset with its ground truth (DESIGN §9).
+"""Write a KuaiRand-shaped synthetic dataset with its ground truth (docs/design.md §9).
 
 Layout under OUT:
   events/dt=YYYY-MM-DD/part-00000.csv|parquet  the KuaiRand log columns, all int64, by (user_id, time_ms)

@@ -1,7 +1,7 @@
 """Column contracts of the generated data and loaders for the real KuaiRand-Pure side tables.
 
-The event columns are the KuaiRand `log_standard` columns in their published order (DESIGN §4.1); the action
-columns are listed in the bit order of DESIGN §4.2 (click 1, like 2, ..., profile_enter 128).
+The event columns are the KuaiRand `log_standard` columns in their published order (docs/design.md §4.1); the action
+columns are listed in the bit order of docs/design.md §4.2 (click 1, like 2, ..., profile_enter 128).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "is_forward", "is_hate", "long_view", "play_time_ms", "duration_ms", "profile_stay_time",
     "comment_stay_time", "is_profile_enter", "is_rand", "tab",
 )
-# DESIGN §4.2 bit order: bit k of the action weight is ACTION_COLUMNS[k].
+# docs/design.md §4.2 bit order: bit k of the action weight is ACTION_COLUMNS[k].
 ACTION_COLUMNS: tuple[str, ...] = ACTIONS
 TASK_NAMES: tuple[str, ...] = (
     "click", "like", "follow", "comment", "forward", "hate", "long_view", "profile_enter",

@@ -11,7 +11,7 @@ no model that sees only the past can beat it in expectation. Engaged events (cli
 short-term interest towards the video: recent history predicts the next actions.
 
 Beside it the truth holds ``p_start_<flag>``: the same probability with the short-term interest frozen at the
-start of the day (as the night left it). A model whose history ends at a one-day window's start (DESIGN §4.3)
+start of the day (as the night left it). A model whose history ends at a one-day window's start (docs/design.md §4.3)
 cannot see the day's moves of that interest, so this is its reference; ``p_`` stays the full oracle.
 """
 

@@ -21,7 +21,7 @@ def day_ms(day: date) -> int:
 
 def event(user: int, video: int, time_ms: int, weight: int = 0, play_ms: float = 1000, duration_ms: float = 5000,
           **extra) -> dict:
-    """One event in the KuaiRand columns; ``weight`` is the DESIGN §4.2 bitmask spread over the flags."""
+    """One event in the KuaiRand columns; ``weight`` is the docs/design.md §4.2 bitmask spread over the flags."""
     row = {c: 0 for c in EVENT_COLUMNS}
     row.update(user_id=user, video_id=video, time_ms=time_ms, play_time_ms=play_ms, duration_ms=duration_ms)
     for bit, action in enumerate(ACTIONS):

@@ -1,4 +1,4 @@
-"""The built-in data generator: schema, determinism, planted signal, oracle and baselines (DESIGN §9)."""
+"""The built-in data generator: schema, determinism, planted signal, oracle and baselines (docs/design.md §9)."""
 
 from __future__ import annotations
 

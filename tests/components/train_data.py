@@ -1,4 +1,4 @@
-"""A tiny user-window sample dataset with a planted signal, written as the Spark job would (DESIGN §4.3).
+"""A tiny user-window sample dataset with a planted signal, written as the Spark job would (docs/design.md §4.3).
 
 Each user has a taste topic; videos belong to topic ``video_id % TOPICS``. The history holds mostly videos of
 the user's topic, and the first contextual feature is the topic. A candidate is clicked with probability

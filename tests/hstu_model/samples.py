@@ -1,4 +1,4 @@
-"""Synthetic user-window sample rows (DESIGN §4.3) with a planted signal, and small model configs for tests.
+"""Synthetic user-window sample rows (docs/design.md §4.3) with a planted signal, and small model configs for tests.
 
 Signal: each user prefers one of ``NUM_TOPICS`` topics (``video_id % NUM_TOPICS``); most of the history is in
 that topic; a candidate is clicked with probability 0.9 when its topic is the preferred one, else 0.1, and

@@ -1,4 +1,4 @@
-"""The invariances of DESIGN §5, each test named after its property (eval mode, PyTorch kernels)."""
+"""The invariances of docs/design.md §5, each test named after its property (eval mode, PyTorch kernels)."""
 
 import copy
 import dataclasses
@@ -76,7 +76,7 @@ def test_candidate_prediction_does_not_depend_on_other_candidates(setup):
 
 def test_changing_future_history_event_keeps_earlier_history_outputs():
     """Causal part of the mask. With one STU layer; deeper stacks pass future history to earlier tokens
-    through the contextual tokens, which DESIGN §6 lets see the whole history."""
+    through the contextual tokens, which docs/design.md §6 lets see the whole history."""
     torch.manual_seed(1)
     config = small_config(attn_num_layers=1)
     model = build_model(config, "cpu").eval()

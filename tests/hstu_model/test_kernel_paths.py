@@ -1,4 +1,4 @@
-"""The PyTorch and Triton kernel paths of the whole model agree (DESIGN §5)."""
+"""The PyTorch and Triton kernel paths of the whole model agree (docs/design.md §5)."""
 
 import dataclasses
 
