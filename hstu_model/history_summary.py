@@ -1,8 +1,10 @@
 """A summary of each sample's action history, read by the tower beside the encoder (an extension of the spec).
 
-Per sample with history actions ``a_1..a_U`` (bitmasks) and per action bit ``k`` of ``action_weights``:
+Per candidate, over the ``U`` history events it may see (its sample's history; with query-time history the
+events before the window and the window's events before its own), with actions ``a_1..a_U`` (bitmasks) and
+per action bit ``k`` of ``action_weights``:
 
-    rate_k      = #{i : a_i & w_k} / (U + 1)                 (the whole history)
+    rate_k      = #{i : a_i & w_k} / (U + 1)                 (the whole visible history)
     recent_k    = #{i > U - R : a_i & w_k} / (min(U, R) + 1)  (its last R events)
     length      = log1p(U) / log1p(max_seq_len)
 and per candidate ``in_history`` = 1 when its item id occurs in its own sample's history.
@@ -25,13 +27,11 @@ from hstu_model.positional import segment_index
 RECENT_EVENTS = 20
 
 
-def _counts(actions: torch.Tensor, weights: torch.Tensor, sample: torch.Tensor, batch: int,
-            keep: torch.Tensor | None = None) -> torch.Tensor:
-    """Per sample, how many history events carry each action bit: ``[B, A]`` float32."""
-    bits = ((actions[:, None] & weights[None, :]) != 0).float()  # [U, A]
-    if keep is not None:
-        bits = bits * keep[:, None]
-    return torch.zeros(batch, weights.numel(), device=actions.device).index_add_(0, sample, bits)
+def _prefix_counts(actions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``P [U + 1, A]`` float32: ``P[i]`` counts each action bit over the first ``i`` history events of the
+    batch (samples are contiguous, so a sample's events ``[a, b)`` count ``P[b] - P[a]``)."""
+    bits = ((actions[:, None] & weights[None, :]) != 0).to(torch.int64)  # [U, A]
+    return torch.cat([bits.new_zeros(1, weights.numel()), bits.cumsum(0)]).float()
 
 
 def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_item: torch.Tensor,
@@ -44,25 +44,29 @@ def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_ite
         candidate_item: int64 [C] candidate item ids; candidate_lengths: int64 [B].
         action_weights: int64 [A] the action bits; num_items: ids are below it (the table's rows).
         window_lengths: int64 [B] (query-time history) the last W history events of each sample are the
-            window's own events, whose actions are the candidates' labels: the summary leaves them out.
+            window's own events, one per candidate: candidate c counts the events before the window and the
+            window's first c events, never its own or later ones (their actions are labels).
     Returns:
         float32 [C, 2A + 2]: rates, recent rates, length, in_history.
     """
-    batch = uih_lengths.numel()
     sample, index = segment_index(uih_lengths, uih_action.numel())  # sample of each event, position in it
+    candidate_sample, candidate_index = segment_index(candidate_lengths, candidate_item.numel())
     pre = uih_lengths if window_lengths is None else uih_lengths - window_lengths  # [B] events before the window
-    before = index < pre[sample]  # [U]
-    recent = ((index >= (pre[sample] - RECENT_EVENTS)) & before).float()  # [U]
-    lengths = pre.float()[:, None]  # [B, 1]
-    rates = _counts(uih_action, action_weights, sample, batch, before.float()) / (lengths + 1)  # [B, A]
-    recent_rates = _counts(uih_action, action_weights, sample, batch, recent) / (lengths.clamp(max=RECENT_EVENTS) + 1)
-    length = torch.log1p(lengths) / math.log1p(max_seq_len)  # [B, 1]
-    per_sample = torch.cat([rates, recent_rates, length], dim=1)  # [B, 2A + 1]
-    candidate_sample, _ = segment_index(candidate_lengths, candidate_item.numel())
-    # (sample, item) keys: a candidate is "in history" only for its own sample's history (no host sync).
-    keys = torch.where(before, sample * num_items + uih_item, -1)
+    visible = pre[candidate_sample]  # [C] history events each candidate sees
+    if window_lengths is not None:
+        visible = visible + torch.minimum(candidate_index, window_lengths[candidate_sample])
+    start = (torch.cumsum(uih_lengths, 0) - uih_lengths)[candidate_sample]  # [C] first event of its sample
+    prefix = _prefix_counts(uih_action, action_weights)  # [U + 1, A]
+    end = prefix[start + visible]
+    n = visible.float()[:, None]  # [C, 1]
+    rates = (end - prefix[start]) / (n + 1)
+    recent = torch.clamp(visible - RECENT_EVENTS, min=0)
+    recent_rates = (end - prefix[start + recent]) / (n.clamp(max=RECENT_EVENTS) + 1)
+    length = torch.log1p(n) / math.log1p(max_seq_len)
+    # (sample, item) keys: a candidate is "in history" only for its own sample's events before the window.
+    keys = torch.where(index < pre[sample], sample * num_items + uih_item, -1)
     in_history = torch.isin(candidate_sample * num_items + candidate_item, keys).float()
-    return torch.cat([per_sample[candidate_sample], in_history[:, None]], dim=1)
+    return torch.cat([rates, recent_rates, length, in_history[:, None]], dim=1)
 
 
 class HistorySummaryEncoder(nn.Module):

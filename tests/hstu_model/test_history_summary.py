@@ -31,6 +31,19 @@ def test_summary_values_by_hand():
     assert out[2, :5].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
 
 
+def test_query_time_summary_counts_the_window_events_before_each_candidate():
+    # one sample: 2 events before the window (click, none), then the window's 3 events = its 3 candidates
+    actions = torch.tensor([1, 0, 1 | COMMENT, 1, 0])
+    items = torch.tensor([5, 6, 7, 8, 9])
+    out = history_summary(actions, torch.tensor([5]), items, torch.tensor([7, 8, 6]), torch.tensor([3]),
+                          torch.tensor([1, COMMENT]), max_seq_len=99, num_items=10, window_lengths=torch.tensor([3]))
+    # candidate 0 sees 2 events (1 click), candidate 1 three (2 clicks, 1 comment), candidate 2 four (3, 1)
+    np.testing.assert_allclose(out[:, 0].numpy(), [1 / 3, 2 / 4, 3 / 5])
+    np.testing.assert_allclose(out[:, 1].numpy(), [0.0, 1 / 4, 1 / 5])
+    np.testing.assert_allclose(out[:, 4].numpy(), np.log1p([2, 3, 4]) / np.log1p(99), rtol=1e-6)
+    assert out[:, 5].tolist() == [0.0, 0.0, 1.0]  # only item 6 was seen before the window
+
+
 def test_recent_rates_count_only_the_last_events():
     n = RECENT_EVENTS + 10
     actions = torch.tensor([COMMENT] * 10 + [0] * RECENT_EVENTS)  # comments only in the 10 oldest events
