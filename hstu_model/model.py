@@ -99,6 +99,7 @@ class DlrmHSTU(nn.Module):
                    batch.candidate_lengths]
         offsets = [offsets_from_lengths(n) for n in lengths]
         x, seq_offsets = kernels.jagged_concat(segments, offsets, backend=self.backend)  # [L, D], [B+1]
+        kernels.check_sequence_lengths(seq_offsets, self.config.max_seq_len)  # once, not in every layer
         ids = self.positional.segment_ids(batch.uih_lengths, batch.uih_timestamp, batch.candidate_lengths,
                                           batch.candidate_timestamp, self.window_lengths(batch))
         pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets, backend=self.backend)  # [L]

@@ -55,7 +55,8 @@ class StuLayer(nn.Module):
             q.reshape(-1, h, self.attention_dim), k.reshape(-1, h, self.attention_dim),
             v.reshape(-1, h, self.hidden_dim),  # [L, H*d] -> [L, H, d]
             seq_offsets, self.max_seq_len, alpha=self.alpha, num_targets=num_targets,
-            contextual_len=self.contextual_len, query_time=self.query_time, backend=self.backend,
+            contextual_len=self.contextual_len, query_time=self.query_time, check_lengths=False,
+            backend=self.backend,
         ).reshape(-1, h * self.hidden_dim)  # [L, H, Dv] -> [L, H*Dv]
         y = kernels.norm_mul(o, u, self.output_norm_weight, self.output_norm_bias, num_heads=h,
                              use_group_norm=self.use_group_norm, backend=self.backend)

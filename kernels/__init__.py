@@ -5,7 +5,7 @@ compare against (docs/design.md §6). Imports torch and triton only.
 """
 
 from kernels.backend import Backend, triton_available
-from kernels.hstu_attention import hstu_attention
+from kernels.hstu_attention import check_sequence_lengths, hstu_attention
 from kernels.jagged import jagged_concat, jagged_split
 from kernels.layer_norm_uvqk import layer_norm_uvqk
 from kernels.norm_mul import norm_mul
@@ -15,6 +15,7 @@ from kernels.position_time import add_position_time
 __all__ = [
     "Backend",
     "add_position_time",
+    "check_sequence_lengths",
     "hstu_attention",
     "jagged_concat",
     "jagged_split",

@@ -517,6 +517,19 @@ def _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, ma
                          f"{max_seq_len}, {contextual_len}, {max_attn_len}")
 
 
+def check_sequence_lengths(seq_offsets: torch.Tensor, max_seq_len: int) -> None:
+    """Raises ValueError when a sequence of ``seq_offsets`` is longer than ``max_seq_len``: the Triton grid
+    covers only ``max_seq_len`` rows, so longer rows would be left unwritten. One host sync; skipped while
+    tracing (torch.compile / torch.export), where the caller's shapes are symbolic."""
+    if seq_offsets.numel() < 2 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return
+    lengths = seq_offsets[1:] - seq_offsets[:-1]
+    longest = int(lengths.max())
+    if longest > max_seq_len:
+        raise ValueError(f"hstu_attention: sequence {int(lengths.argmax())} has {longest} tokens, more than "
+                         f"max_seq_len={max_seq_len}")
+
+
 def hstu_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -530,6 +543,7 @@ def hstu_attention(
     contextual_len: int = 0,
     max_attn_len: int = 0,
     query_time: bool = False,
+    check_lengths: bool = True,
     backend: str = "triton",
 ) -> torch.Tensor:
     """HSTU attention over jagged sequences (docs/design.md §6), differentiable in q, k, v.
@@ -545,6 +559,8 @@ def hstu_attention(
         max_attn_len: if > 0, a query sees keys at most this many ids back.
         query_time: the query-time mask of the module docstring (the last min(T, U) history tokens are the
             candidates' own events, seen only by later candidates); needs num_targets.
+        check_lengths: raise when a sequence is longer than max_seq_len (``check_sequence_lengths``, one host
+            sync); a caller that checked its batch once (the model, per forward) passes False.
         backend: "triton" (CUDA, or CPU with TRITON_INTERPRET=1) or "pytorch" (dense-mask twin).
 
     Returns:
@@ -552,6 +568,8 @@ def hstu_attention(
     """
     query_time = bool(query_time)
     _validate(q, k, v, seq_offsets, max_seq_len, num_targets, contextual_len, max_attn_len, query_time)
+    if check_lengths:
+        check_sequence_lengths(seq_offsets, max_seq_len)
     if not check_backend(backend, "hstu_attention", q.device):
         return hstu_attention_ref(q, k, v, seq_offsets, max_seq_len, alpha=alpha, scaling_seqlen=scaling_seqlen,
                                   num_targets=num_targets, contextual_len=contextual_len,

@@ -124,6 +124,15 @@ def test_invalid_arguments_are_named():
         hstu_attention(q, k, v, offsets, 4, alpha=0.5, backend="cuda")
 
 
+@pytest.mark.parametrize("backend", ["triton", "pytorch"])
+def test_a_sequence_longer_than_max_seq_len_raises(backend):
+    # The Triton grid covers max_seq_len rows: a longer sequence would leave rows unwritten, not fail.
+    q, k, v, offsets = attention_inputs([3, 7], 1, 16, 16, seed=0, device=DEVICE)
+    with pytest.raises(ValueError, match="sequence 1 has 7 tokens, more than max_seq_len=6"):
+        hstu_attention(q, k, v, offsets, 6, alpha=0.5, backend=backend)
+    assert hstu_attention(q, k, v, offsets, 7, alpha=0.5, backend=backend).shape == v.shape
+
+
 # ----------------------------------------------------------------------------------------------- GPU
 
 def _max_rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
