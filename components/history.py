@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -106,32 +107,43 @@ def latest_state_day(spark: SparkSession, work_dir: str, day: date) -> date | No
     return max(saved, default=None)
 
 
-def clean_days(spark: SparkSession, data: DataConfig, days: list[date]) -> DataFrame:
-    """The clean events of raw partitions ``days`` (same quality rules as the window's own events)."""
+def flagged_days(spark: SparkSession, data: DataConfig, days: list[date]) -> DataFrame:
+    """The events of raw partitions ``days`` with their quality ``reason`` (the window's own rules)."""
     raw = read_events(spark, root=events_root(data), fmt=data.events_format, days=days, mapping=data.column_mapping)
-    return clean_events(flag_bad_rows(raw))
+    return flag_bad_rows(raw)
 
 
-def history_before(spark: SparkSession, data: DataConfig, start: date) -> tuple[DataFrame, str]:
-    """The history state of day ``start`` (events strictly before it).
+@dataclass(frozen=True)
+class HistoryRead:
+    """The history state of a window's start and what was read to build it."""
 
-    Returns:
-        (state DataFrame with HISTORY_SCHEMA, where it came from: "state dt=D" plus the days added, or
-        "cold start" when it was rebuilt from every raw partition before ``start``).
-    """
+    state: DataFrame  # HISTORY_SCHEMA
+    source: str  # "state dt=D", "state dt=D + N days" or "cold start"
+    raw_days: list[date]  # raw partitions read for it (their bad rows still need the quarantine)
+    flagged: DataFrame | None  # those partitions' events with their ``reason`` (None when none was read)
+
+
+def history_before(spark: SparkSession, data: DataConfig, start: date) -> HistoryRead:
+    """The history state of day ``start`` (events strictly before it), from the newest saved state plus the raw
+    days after it, or from every raw day before ``start`` on a cold start."""
     state_day = latest_state_day(spark, data.work_dir, start)
     raw_days = sorted(event_partitions(spark, events_root(data)))
     if state_day is None:
         days = [d for d in raw_days if d < start]
         log.info("history for %s: cold start from %d raw days", start, len(days))
-        return update_history(empty_state(spark), clean_days(spark, data, days), data.max_uih_len), "cold start"
+        if not days:
+            return HistoryRead(empty_state(spark), "cold start", [], None)
+        flagged = flagged_days(spark, data, days)
+        return HistoryRead(update_history(empty_state(spark), clean_events(flagged), data.max_uih_len),
+                           "cold start", days, flagged)
     state = spark.read.schema(HISTORY_SCHEMA).parquet(history_uri(data.work_dir, state_day))
     days = [d for d in raw_days if state_day <= d < start]
     if not days:
-        return state, f"state dt={state_day}"
+        return HistoryRead(state, f"state dt={state_day}", [], None)
     log.info("history for %s: state dt=%s plus %d raw days", start, state_day, len(days))
-    return update_history(state, clean_days(spark, data, days), data.max_uih_len), \
-        f"state dt={state_day} + {len(days)} days"
+    flagged = flagged_days(spark, data, days)
+    return HistoryRead(update_history(state, clean_events(flagged), data.max_uih_len), flagged=flagged,
+                       source=f"state dt={state_day} + {len(days)} days", raw_days=days)
 
 
 def write_state(spark: SparkSession, state: DataFrame, work_dir: str, day: date) -> str:

@@ -7,7 +7,8 @@ the most recent ``max_uih_len``) and the window's events as candidates (ascendin
 events (their real actions), which the model shows each candidate only from the events before it. Output, all under ``data.work_dir``:
 
     samples/dt=YYYY-MM-DD/      the samples (Parquet), replaced atomically on a rerun
-    quarantine/dt=YYYY-MM-DD/   the window's bad rows with a ``reason`` column
+    quarantine/dt=YYYY-MM-DD/   the window's bad rows with a ``reason`` column; a raw day read only for history
+                                (cold start, skipped windows) gets its own, once (quarantine_history_days)
     history/v2/dt=YYYY-MM-DD/   per-user history state of events before that day (see history.py)
     stats/dt=YYYY-MM-DD.json    counts, history length percentiles, label rates, quarantined rows by reason
     vocab/contextual.json       the stable categorical id mapping (see vocab.py)
@@ -39,6 +40,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config  # noqa: E402
 from components.history import (  # noqa: E402
+    HistoryRead,
     empty_events,
     events_by_user,
     history_before,
@@ -188,6 +190,30 @@ def _replace_partition(spark: SparkSession, df: DataFrame, root: str, day: date)
     return final
 
 
+def quarantine_history_days(spark: SparkSession, read: HistoryRead, work: str, window_days: int) -> dict:
+    """Quarantines the bad rows of the raw days read only for history (a cold start, skipped windows).
+
+    Each such day gets ``quarantine/dt=<day>`` (empty when the day is clean) unless a quarantine partition
+    already covers it (its own window's, or an earlier history read's), so every raw day is validated once
+    and its bad rows are counted by the window that first read it.
+    Returns:
+        {"days": [days validated now], "total": bad rows, <reason>: rows} for the window's statistics.
+    """
+    done = event_partitions(spark, f"{work}/quarantine")
+    span = timedelta(days=window_days)
+    new = [d for d in read.raw_days if not any(s <= d < s + span for s in done)]
+    if read.flagged is None or not new:
+        return {"days": [], "total": 0}
+    bad = quarantined_rows(read.flagged).filter(F.col("dt").isin(new)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {r["reason"]: int(r["count"]) for r in bad.groupBy("reason").count().collect()}
+        for day in new:
+            _replace_partition(spark, bad.filter(F.col("dt") == F.lit(day)), f"{work}/quarantine", day)
+    finally:
+        bad.unpersist()
+    return {"days": [d.isoformat() for d in new], "total": sum(counts.values()), **dict(sorted(counts.items()))}
+
+
 def _build_window(spark: SparkSession, config: PipelineConfig, start: date, contextual: DataFrame) -> SamplesResult:
     t0, data, names = time.perf_counter(), config.data, SampleNames.from_config(config)
     end, work = start + timedelta(days=data.window_days), data.work_dir.rstrip("/")
@@ -207,7 +233,8 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         check_bad_fraction(total, by_reason, data.max_bad_row_fraction, start, end)
         # Both are used twice (samples and the next state): computed once, kept in memory or on local disk.
         by_user = events_by_user(in_window(clean_events(flagged), start, end)).persist(StorageLevel.MEMORY_AND_DISK)
-        history, source = history_before(spark, data, start)
+        read = history_before(spark, data, start)
+        history, source = read.state, read.source
         history = history.repartition(by_user_partitions, "user_id").persist(StorageLevel.MEMORY_AND_DISK)
         cached.extend([by_user, history])
         # Materialised now, the caches report their hash partitioning by user_id, so the joins below read them
@@ -219,6 +246,7 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
         write_state(spark, update_history(history, by_user, data.max_uih_len, grouped=True), work, end)
+        history_quarantined = quarantine_history_days(spark, read, work, data.window_days)
         dropped = dropped_candidates(by_user, data.max_candidates)
     finally:
         for frame in cached:
@@ -228,6 +256,7 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
                  clean_events=total - sum(by_reason.values()), dropped_candidates=dropped,
                  quarantined={"total": sum(by_reason.values()), **by_reason},
                  bad_row_fraction=(sum(by_reason.values()) / total) if total else 0.0, history_source=source,
+                 history_quarantined=history_quarantined,
                  max_uih_len=data.max_uih_len, max_candidates=data.max_candidates)
     stats_uri = f"{work}/stats/dt={start.isoformat()}.json"
     HadoopFs(spark).write_text(stats_uri, json.dumps(stats, indent=1, sort_keys=True) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -93,6 +94,31 @@ def _check_stats(work: Path) -> None:
     assert stats["label_rates"] == {"is_click": 0.5, "is_like": 0.0}
     d2 = json.loads((work / "stats" / "dt=2022-04-09.json").read_text())
     assert d2["dropped_candidates"] == 1 and d2["users_without_history"] == 1
+
+
+def test_bad_rows_of_history_days_are_quarantined_once(spark, make_config, tmp_path):
+    write_hand_case(tmp_path)
+    root = tmp_path / "raw" / "events"
+    write_day(root, D2, [event(1, 14, day_ms(D2) + 500_000), event(2, 20, day_ms(D2) + 100_000),
+                         event(-4, 21, day_ms(D2) + 9), event(5, 22, day_ms(D2) + 86_400_000)], name="part-00001")
+    config = make_config(max_uih_len=2, max_candidates=2, max_bad_row_fraction=0.5)
+    work = Path(config.data.work_dir)
+    build_samples(config=config, window_starts=[D3], spark=spark)  # cold start: D1 and D2 read as history
+    stats = json.loads((work / "stats" / "dt=2022-04-10.json").read_text())
+    # D2's second file: copies of two events (one copy of each is kept), a negative id, a time out of its
+    # day; D1 is clean, and D3's own bad rows stay under "quarantined"
+    assert stats["history_quarantined"] == {"days": ["2022-04-08", "2022-04-09"], "total": 4, "duplicate": 2,
+                                            "negative_id": 1, "time_out_of_range": 1}
+    assert stats["quarantined"]["total"] == 2
+    assert len(pd.read_parquet(work / "quarantine" / "dt=2022-04-08")) == 0
+    assert sorted(pd.read_parquet(work / "quarantine" / "dt=2022-04-09")["reason"]) == [
+        "duplicate", "duplicate", "negative_id", "time_out_of_range"]
+    # A rerun finds every day validated: nothing is counted twice.
+    shutil.rmtree(work / "history")
+    build_samples(config=config, window_starts=[D3], spark=spark)
+    stats = json.loads((work / "stats" / "dt=2022-04-10.json").read_text())
+    assert stats["history_quarantined"] == {"days": [], "total": 0}
+    assert len(pd.read_parquet(work / "quarantine" / "dt=2022-04-09")) == 4
 
 
 def test_window_starts_between_steps_by_window_days():
