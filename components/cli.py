@@ -166,6 +166,21 @@ def _tune(args: argparse.Namespace) -> int:
 # --- registry -------------------------------------------------------------------------------------------
 
 
+def _gate(args: argparse.Namespace) -> int:
+    from components.config import load_config
+    from components.daily import score_version
+    from components.gate import run_gate
+
+    config = load_config(args.config)
+    result = run_gate(config=config, challenger_version=args.version, window=args.window.isoformat(),
+                      evaluate=lambda uri: score_version(config, args.window, uri.rsplit("/", 1)[-1]),
+                      dry_run=args.dry_run, force=args.force)
+    outcome = "dry run, no alias moved" if args.dry_run else (
+        "promoted to @champion" if result.promoted else "@champion unchanged")
+    _emit(args, f"{result.markdown}\n{result.model_name} version {result.version}: {outcome}", result)
+    return 0
+
+
 def _promote(args: argparse.Namespace) -> int:
     from components.config import load_config
     from components.gate import promote
@@ -248,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_date, required=True, help="evaluation window YYYY-MM-DD")
     p.add_argument("--train-windows", type=int, default=None,
                    help="number of windows before --window (default: data_config.train_windows, those that exist)")
+    p = _add(steps, "gate", _gate, "score a version and @champion on a window, decide, record, promote if it passes")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--version", required=True, help="the registered version to judge")
+    p.add_argument("--window", type=_date, required=True, help="evaluation window YYYY-MM-DD")
+    p.add_argument("--dry-run", action="store_true", help="decide and record, move no alias")
+    p.add_argument("--force", action="store_true", help="promote even if the gate fails (recorded as forced)")
     p = _add(steps, "promote", _promote, "move @champion to a version that passed the gate (or --force)")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--version", required=True)

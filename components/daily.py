@@ -3,7 +3,8 @@
 Each function takes the run's resolved config and window, calls the component that does the work, and
 returns a small JSON-able dict for XCom (URIs, versions, counts, metrics; never frames or models). All of them
 are safe to retry: samples partitions are replaced, a retried training resumes from its checkpoint, and the
-registry is only written by :func:`apply_gate` (one locked alias move) and :func:`report_run` (tags).
+registry is only written by :func:`gate_challenger` (decision tags, one locked alias move) and
+:func:`report_run` (tags).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +80,20 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
             "steps": result.steps, "final_loss": _for_xcom({"loss": result.final_loss})["loss"]}
 
 
-def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict[str, float] | None, str | None]:
+def score_version(config: PipelineConfig, day: date, version: str) -> dict[str, float]:
+    """AUC per task of registered ``version`` on window ``day`` (the evaluator of the gate and its task)."""
     from components.evaluate import evaluate_uri
     from components.tracking import model_version_uri
 
+    uri = model_version_uri(config.promotion.registered_model_name, version)
+    return evaluate_uri(model_uri=uri, config=config, window=day).auc
+
+
+def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict[str, float] | None, str | None]:
     if version is None:
         return None, None
     try:
-        uri = model_version_uri(config.promotion.registered_model_name, version)
-        return evaluate_uri(model_uri=uri, config=config, window=day).auc, None
+        return score_version(config, day, version), None
     except Exception as exc:  # noqa: BLE001 - a failed evaluation is recorded and never passes the gate
         log.warning("evaluation of version %s on %s failed", version, day, exc_info=True)
         return None, f"{type(exc).__name__}: {exc}"[:500]
@@ -142,62 +149,60 @@ def _nan_safe(metrics: dict[str, float] | None) -> dict[str, float] | None:
     return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
 
 
-def gate_decision(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool):
-    """The pure gate decision (docs/design.md §7) for the scores of :func:`evaluate_challenger_and_champion`."""
-    from components.gate import decide
+def gate_challenger(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool, dry_run: bool,
+                    decided_at: str, score: Callable[[PipelineConfig, date, str], dict[str, float]] | None = None
+                    ) -> dict[str, Any]:
+    """The gate task: ``gate.run_gate`` on the evaluation's scores (the one gate path of the DAG and the CLI).
 
-    return decide(_nan_safe(evaluated["challenger"]), _nan_safe(evaluated["champion"]), config.promotion,
-                  force=force, challenger_error=evaluated["challenger_error"],
-                  champion_error=evaluated["champion_error"])
+    Decides per task, records the decision on the version and, when it passed (or was forced) and this is not a
+    dry run, moves ``@champion``. If another run moved ``@champion`` after the evaluation, ``run_gate`` scores
+    the new champion on the same window (with ``score``, default :func:`score_version`) and decides again,
+    instead of failing.
+    """
+    from components.gate import run_gate
 
+    day = date.fromisoformat(evaluated["window"])
+    name = config.promotion.registered_model_name
+    known = {evaluated["challenger_version"]: (evaluated["challenger"], evaluated["challenger_error"])}
+    if evaluated["champion_version"] is not None:
+        known[evaluated["champion_version"]] = (evaluated["champion"], evaluated["champion_error"])
 
-def decide_for_run(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool,
-                   decided_at: str = "") -> dict[str, Any]:
-    """The gate task: the decision with its per-task rows (nothing is written to the registry yet)."""
-    from components.gate import render_markdown
+    def evaluate(uri: str) -> dict[str, float]:
+        version = uri.rsplit("/", 1)[-1]
+        if version in known:  # scored by the evaluate task: the same numbers
+            scores, error = known[version]
+            if error is not None:
+                raise RuntimeError(error)
+            return _nan_safe(scores)
+        return (score or score_version)(config, day, version)
 
-    decision = gate_decision(config=config, evaluated=evaluated, force=force)
-    table = render_markdown(decision, model_name=config.promotion.registered_model_name,
-                            version=evaluated["challenger_version"], champion_version=evaluated["champion_version"],
-                            window=evaluated["window"], decided_at=decided_at)
-    log.info("gate decision for version %s:\n%s", evaluated["challenger_version"], table)
-    return {"passed": decision.passed, "forced": decision.forced, "promote": decision.promote,
-            "summary": decision.summary, "table": table}
-
-
-def apply_gate(*, config: PipelineConfig, evaluated: dict[str, Any], force: bool, dry_run: bool,
-               decided_at: str) -> dict[str, Any]:
-    """Records the decision as version tags and, when it passed (or was forced) and not a dry run, moves
-    ``@champion``; the move is refused if the champion changed since the evaluation (StaleChampionError)."""
-    from components.gate import apply_decision
-
-    decision = gate_decision(config=config, evaluated=evaluated, force=force)
-    change = apply_decision(config=config, version=evaluated["challenger_version"], decision=decision,
-                            window=evaluated["window"], decided_at=decided_at,
-                            champion_compared=evaluated["champion_version"], dry_run=dry_run)
-    promoted = change.after.champion == str(evaluated["challenger_version"]) and decision.promote and not dry_run
-    return {"promoted": promoted, "dry_run": dry_run, "forced": decision.forced,
-            "champion": change.after.champion, "previous_champion": change.after.previous_champion,
-            "summary": decision.summary}
+    result = run_gate(config=config, challenger_version=evaluated["challenger_version"], evaluate=evaluate,
+                      window=evaluated["window"], dry_run=dry_run, force=force,
+                      decided_at=datetime.fromisoformat(decided_at) if decided_at else None)
+    log.info("gate of %s version %s:\n%s", name, result.version, result.markdown)
+    return {"passed": result.decision.passed, "forced": result.decision.forced, "promoted": result.promoted,
+            "dry_run": dry_run, "champion_compared": result.champion_compared,
+            "champion": result.aliases.after.champion, "previous_champion": result.aliases.after.previous_champion,
+            "attempts": result.attempts, "summary": result.decision.summary, "table": result.markdown}
 
 
-def _outcome(states: dict[str, str], promoted: dict[str, Any] | None) -> str:
+def _outcome(states: dict[str, str], gate: dict[str, Any] | None) -> str:
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
     if failed:
         return "failed at " + ", ".join(failed) + "; the registry was not changed by this run"
-    if promoted is None:
+    if gate is None:
         return "incomplete"
-    if promoted["dry_run"]:
+    if gate["dry_run"]:
         return "dry run: decision recorded, no alias moved"
-    return "promoted to @champion" if promoted["promoted"] else "rejected: @champion unchanged"
+    return "promoted to @champion" if gate["promoted"] else "rejected: @champion unchanged"
 
 
 def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: dict[str, str],
                results: dict[str, Any]) -> dict[str, Any]:
     """One summary of the run: what each task did, the gate table, the outcome; logged and put on the
     MLflow run (tag ``hstu.outcome``, artifact ``report.md``) when the training created one."""
-    trained, gate, promoted = results.get("train"), results.get("gate"), results.get("promote")
-    outcome = _outcome(states, promoted)
+    trained, gate = results.get("train"), results.get("gate")
+    outcome = _outcome(states, gate)
     lines = [f"# hstu_daily {dag_run_id}: window {window}", "", f"**Outcome:** {outcome}", "", "| task | state |",
              "|---|---|", *[f"| {t} | {s} |" for t, s in sorted(states.items())], ""]
     if trained:

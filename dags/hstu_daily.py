@@ -10,8 +10,10 @@ For the day that just ended (the run's data interval, or the `window_date` Param
 3. **train**: DlrmHSTU on the training windows; one MLflow run; a new registered model version.
 4. **evaluate**: the new version (`@challenger`) and the current `@champion` on the same evaluation window.
 5. **gate**: per-task AUC floors and allowed regression (docs/design.md §7); NaN or missing metrics never pass.
-6. **promote**: moves `@champion` (old one becomes `@previous_champion`) unless the gate failed or dry-run.
-7. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed;
+   The decision is recorded on the version; `@champion` moves (the old one becomes `@previous_champion`) when
+   it passed or was forced, unless dry-run. If `@champion` moved since the evaluation, the new one is scored
+   and the decision made again.
+6. **report**: one summary of what happened, in the task log and on the MLflow run, even when a step failed;
    it fails itself when a step failed, so the run is red (a gate rejection is a green run).
 """
 
@@ -150,31 +152,22 @@ def hstu_daily():
         version = registered_challenger(config=config, window=window, dag_run_id=ctx["run_id"])
         return evaluate_challenger_and_champion(config=config, window=window, challenger_version=version)
 
-    @task
-    def gate(evaluated: dict):
-        from components.daily import decide_for_run
-
-        ctx = get_current_context()
-        return decide_for_run(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
-                              decided_at=ctx["dag_run"].run_after.isoformat())
-
     @task(outlets=[MODEL])
-    def promote(evaluated: dict, decision: dict):
-        from components.daily import apply_gate
+    def gate(evaluated: dict):
+        from components.daily import gate_challenger
 
         ctx = get_current_context()
-        return apply_gate(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
-                          dry_run=ctx["params"]["dry_run"], decided_at=ctx["dag_run"].run_after.isoformat())
+        return gate_challenger(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
+                               dry_run=ctx["params"]["dry_run"], decided_at=ctx["dag_run"].run_after.isoformat())
 
     @task(trigger_rule="all_done")
     def report():
         from components.daily import report_run
 
         ctx = get_current_context()
-        ti, tasks = ctx["ti"], ["plan_windows", "wait_for_raw_data", "build_samples", "train", "evaluate", "gate",
-                                "promote"]
+        ti, tasks = ctx["ti"], ["plan_windows", "wait_for_raw_data", "build_samples", "train", "evaluate", "gate"]
         states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
-        results = {t: ti.xcom_pull(task_ids=t) for t in ("train", "gate", "promote")}
+        results = {t: ti.xcom_pull(task_ids=t) for t in ("train", "gate")}
         summary = report_run(config=_run_config(), window=_window(), dag_run_id=ctx["run_id"],
                              states={t: str(states.get(t)) for t in tasks}, results=results)
         if summary["failed"]:  # report is the only leaf: without this a failed pipeline would be a green run
@@ -187,7 +180,7 @@ def hstu_daily():
     wait_for_raw_data(plan) >> samples >> trained
     evaluated = evaluate()
     trained >> evaluated
-    promote(evaluated, gate(evaluated)) >> report()
+    gate(evaluated) >> report()
 
 
 hstu_daily()

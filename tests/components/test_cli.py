@@ -60,6 +60,14 @@ def test_rollback_without_champion_is_a_clear_error(tmp_path, capsys):
     assert "rollback: error:" in capsys.readouterr().err
 
 
+def test_gate_of_an_unknown_version_is_a_clear_error(tmp_path, capsys):
+    cfg = tmp_path / "c.config"
+    text = SMALL.read_text().replace("data_config {", f'data_config {{\n  work_dir: "{tmp_path}"', 1)
+    cfg.write_text(text)
+    assert main(["gate", "--config", str(cfg), "--version", "7", "--window", "2022-04-15", "--dry-run"]) == 2
+    assert "gate: error:" in capsys.readouterr().err
+
+
 def test_model_summary_counts_parameters(capsys):
     assert main(["model", "summary", str(SMALL)]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from components.config import apply_overrides, load_config
-from components.daily import _for_xcom, _nan_safe, gate_decision, plan_windows, report_run, trainer_command
+from components.daily import _for_xcom, _nan_safe, plan_windows, report_run, trainer_command
+from components.gate import decide
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -19,8 +20,7 @@ def test_nan_metrics_cross_xcom_and_never_pass_the_gate():
     sent = json.loads(json.dumps(_for_xcom({"is_click": 0.71, "is_like": math.nan}), allow_nan=False))
     assert sent == {"is_click": 0.71, "is_like": None}
     assert math.isnan(_nan_safe(sent)["is_like"])
-    evaluated = {"challenger": sent, "champion": None, "challenger_error": None, "champion_error": None}
-    decision = gate_decision(config=config, evaluated=evaluated, force=False)
+    decision = decide(_nan_safe(sent), None, config.promotion)
     assert not decision.passed and not decision.promote
     assert any(row.task == "is_like" and not row.passed for row in decision.rows)
 
@@ -51,12 +51,12 @@ def test_trainer_cli_takes_tags_and_kernel():
 
 def test_report_marks_a_failed_step_as_a_failed_run_and_a_rejection_as_not(tmp_path):
     config = apply_overrides(load_config(SMALL), work_dir=str(tmp_path))
-    states = {"train": "success", "evaluate": "failed", "gate": "upstream_failed", "promote": "upstream_failed"}
+    states = {"train": "success", "evaluate": "failed", "gate": "upstream_failed"}
     failed = report_run(config=config, window="2022-04-15", dag_run_id="manual_1", states=states, results={})
-    assert failed["failed"] and failed["outcome"].startswith("failed at evaluate, gate, promote")
+    assert failed["failed"] and failed["outcome"].startswith("failed at evaluate, gate;")
     assert "failed at evaluate" in (tmp_path / "reports" / "2022-04-15.md").read_text()
 
     done = {t: "success" for t in states}
     rejected = report_run(config=config, window="2022-04-16", dag_run_id="manual_2", states=done,
-                          results={"promote": {"dry_run": False, "promoted": False}})
+                          results={"gate": {"dry_run": False, "promoted": False, "table": "| task |"}})
     assert not rejected["failed"] and rejected["outcome"] == "rejected: @champion unchanged"

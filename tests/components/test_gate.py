@@ -317,6 +317,74 @@ def test_racing_gates_end_with_one_champion_and_a_consistent_previous(store):
     assert client.get_model_version("g_race", first).tags["gate.champion_version"] == v1
 
 
+def _evaluated(challenger: str, champion: str | None, champion_scores=None) -> dict:
+    """What the DAG's evaluate task hands the gate task (components.daily.evaluate_challenger_and_champion)."""
+    return {"window": "2022-04-10", "challenger_version": challenger, "challenger": GOOD, "challenger_error": None,
+            "champion_version": champion, "champion": champion_scores, "champion_error": None}
+
+
+def test_racing_dag_gate_tasks_end_with_one_champion(store, monkeypatch):
+    """Two DAG runs' gate tasks (the code the DAG runs) decide against the same champion, then race to move it:
+    the loser scores the winner and decides again instead of failing the run."""
+    import components.gate as gate_module
+    from components.daily import gate_challenger
+
+    cfg, client, (v1, va, vb) = _setup(store, "g_dag_race", 3)
+    client.set_registered_model_alias("g_dag_race", "champion", v1)
+    both_decided, first_apply, real_apply = threading.Barrier(2, timeout=60), set(), gate_module.apply_decision
+
+    def apply_after_both_decided(**kwargs):
+        if threading.get_ident() not in first_apply:
+            first_apply.add(threading.get_ident())
+            both_decided.wait()
+        return real_apply(**kwargs)
+
+    monkeypatch.setattr(gate_module, "apply_decision", apply_after_both_decided)
+    rescored, results, errors = [], {}, []
+
+    def score(config, day, version):
+        rescored.append(version)
+        return GOOD
+
+    def gate(version):
+        try:
+            results[version] = gate_challenger(config=cfg, evaluated=_evaluated(version, v1, {"is_click": 0.6,
+                                               "is_like": 0.65}), force=False, dry_run=False,
+                                               decided_at=AT.isoformat(), score=score)
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=gate, args=(v,)) for v in (va, vb)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    first, second = sorted(results, key=lambda v: results[v]["attempts"])
+    assert results[first]["attempts"] == 1 and results[second]["attempts"] == 2
+    assert results[second]["champion_compared"] == first and rescored == [first]
+    assert all(r["promoted"] for r in results.values())
+    assert _aliases(client, "g_dag_race")["champion"] == second
+
+
+def test_dag_gate_task_scores_a_champion_that_moved_after_the_evaluation(store):
+    from components.daily import gate_challenger
+
+    cfg, client, (v1, v2, v3) = _setup(store, "g_moved", 3)
+    evaluated = _evaluated(v2, v1, {"is_click": 0.6, "is_like": 0.65})
+    client.set_registered_model_alias("g_moved", "champion", v3)  # another run promoted v3 meanwhile
+    rescored = []
+
+    def score(config, day, version):
+        rescored.append((version, day.isoformat()))
+        return {"is_click": 0.75, "is_like": 0.8}
+
+    out = gate_challenger(config=cfg, evaluated=evaluated, force=False, dry_run=False, decided_at=AT.isoformat(),
+                          score=score)
+    assert rescored == [(v3, "2022-04-10")] and out["champion_compared"] == v3
+    assert not out["promoted"] and out["champion"] == v3 and "below champion" in out["table"]
+
+
 def test_gate_against_a_down_server_fails_clearly_before_evaluating(store):
     cfg, _, _, _ = store
     with socket.socket() as s:

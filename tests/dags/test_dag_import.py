@@ -45,7 +45,7 @@ def test_dag_parses_without_heavy_imports(tmp_path):
     info = _parse(tmp_path)
     assert info["errors"] == {}
     assert info["heavy"] == [], f"imported at parse time: {info['heavy']}"
-    assert info["tasks"] == ["build_samples", "evaluate", "gate", "plan_windows", "promote", "report", "train",
+    assert info["tasks"] == ["build_samples", "evaluate", "gate", "plan_windows", "report", "train",
                              "wait_for_raw_data"]
     assert info["samples"] == "_PythonDecoratedOperator"  # local Spark inside the task by default
     assert {"window_date", "kernel", "auc_floors", "max_regression", "dry_run", "force_promote"} <= set(info["params"])
