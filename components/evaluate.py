@@ -196,7 +196,10 @@ def evaluate_model(*, model: torch.nn.Module, config: PipelineConfig, window: da
         FileNotFoundError: the window has no samples. ValueError: the window's samples are empty.
     """
     probs, labels, users, samples = score_window(model, config, window)
-    tasks = {t.task_name: task_metrics(probs[:, i], labels[:, i], users, config.eval.grouped_auc)
+    # Grouped AUC (one user's candidates against each other): for every task when eval_config.grouped_auc,
+    # else for the tasks whose metrics ask for it.
+    tasks = {t.task_name: task_metrics(probs[:, i], labels[:, i], users,
+                                       config.eval.grouped_auc or "grouped_auc" in t.metrics)
              for i, t in enumerate(config.model.tasks)}
     result = EvalResult(window=window.isoformat(), samples=samples, candidates=int(len(users)), tasks=tasks,
                         references=reference_aucs(config, window, train_windows), model_uri=model_uri)

@@ -255,6 +255,10 @@ def _tasks(msg: model_pb2.FusionMtlTowerConfig, fail) -> tuple[TaskConfig, ...]:
             kind = loss.WhichOneof("loss")
             if kind != "binary_cross_entropy":
                 raise fail(f"{path}.losses[{j}].{kind}", f"loss {kind} is not supported; use binary_cross_entropy")
+        for j, m in enumerate(t.metrics):
+            if m.WhichOneof("metric") == "grouped_auc" and m.grouped_auc.grouping_key != "user_id":
+                raise fail(f"{path}.metrics[{j}].grouped_auc.grouping_key",
+                           f"only 'user_id' (the sample's user) can group, got {m.grouped_auc.grouping_key!r}")
         metrics = tuple(m.WhichOneof("metric") for m in t.metrics if m.WhichOneof("metric")) or ("auc",)
         names.add(t.task_name)
         masks.add(t.task_bitmask)

@@ -90,6 +90,8 @@ BAD = [
      r"exceeds max_seq_len 100", None),
     ("uih_side_feature", 'feature_names: "video_id"\n', 'feature_names: "video_id"\n        feature_names: "video_tag"\n',
      r"feature_groups\[1\]\.feature_names", r"writes one per event", None),
+    ("grouping_key", "auc {}", 'grouped_auc { grouping_key: "device_id" }',
+     r"task_configs\[0\]\.metrics\[0\]\.grouped_auc\.grouping_key", r"only 'user_id'", None),
     ("time_periods", "time_duration_units_per_period: [24, 7]", "time_duration_units_per_period: [24]",
      r"time_duration_units_per_period", r"one entry per period", "time_duration_units_per_period: [24]"),
 ]

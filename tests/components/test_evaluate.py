@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date
 
@@ -55,6 +56,17 @@ def test_evaluation_is_independent_of_the_batch_budget(window_data):
     metrics = small.metrics()
     assert {"eval/is_click/auc", "eval/is_click/grouped_auc", "eval/is_like/calibration"} <= set(metrics)
     assert small.references == {}  # no generated truth in this work_dir
+
+
+def test_grouped_auc_follows_each_tasks_metrics_when_not_asked_for_all(window_data):
+    config, window = window_data
+    tasks = tuple(dataclasses.replace(t, metrics=("auc", "grouped_auc") if t.task_name == "is_like" else ("auc",))
+                  for t in config.model.tasks)
+    per_task = config.replace(model=dataclasses.replace(config.model, tasks=tasks),
+                              eval=dataclasses.replace(config.eval, grouped_auc=False))
+    torch.manual_seed(0)
+    result = evaluate_model(model=build_model(per_task.model, "cpu"), config=per_task, window=window)
+    assert math.isnan(result.tasks["is_click"].grouped_auc) and not math.isnan(result.tasks["is_like"].grouped_auc)
 
 
 def test_references_on_generated_data(tmp_path):
