@@ -62,7 +62,7 @@ class DlrmHSTU(nn.Module):
         self.contextual_len = len(config.feature_groups.contextual)
         self.embeddings = embeddings
         self.preprocessor = ContextualPreprocessor(config, embeddings.dims)
-        self.positional = PositionalEncoder(hstu.positional_encoder, width, self.contextual_len, backend)
+        self.positional = PositionalEncoder(hstu.positional_encoder, width, self.contextual_len)
         self.input_dropout = nn.Dropout(hstu.input_dropout_ratio)
         self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend,
                             config.query_time)
@@ -98,12 +98,12 @@ class DlrmHSTU(nn.Module):
         lengths = [torch.full_like(batch.uih_lengths, self.contextual_len), batch.uih_lengths,
                    batch.candidate_lengths]
         offsets = [offsets_from_lengths(n) for n in lengths]
-        x, seq_offsets = kernels.jagged_concat(segments, offsets, backend=self.backend)  # [L, D], [B+1]
+        x, seq_offsets = kernels.jagged_concat(segments, offsets)  # [L, D], [B+1]
         kernels.check_sequence_lengths(seq_offsets, self.config.max_seq_len)  # once, not in every layer
         ids = self.positional.segment_ids(batch.uih_lengths, batch.uih_timestamp, batch.candidate_lengths,
                                           batch.candidate_timestamp, self.window_lengths(batch))
-        pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets, backend=self.backend)  # [L]
-        time_ids, _ = kernels.jagged_concat([t for _, t in ids], offsets, backend=self.backend)  # [L]
+        pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets)  # [L]
+        time_ids, _ = kernels.jagged_concat([t for _, t in ids], offsets)  # [L]
         x = self.input_dropout(self.positional(x, pos_ids, time_ids))
         x = self.stu(x, seq_offsets, batch.candidate_lengths)
         return x, seq_offsets, candidate_content

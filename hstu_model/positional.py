@@ -33,7 +33,7 @@ def segment_index(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torc
 class PositionalEncoder(nn.Module):
     """Learned position and time-gap embeddings added to the jagged tokens ``x [L, D]``."""
 
-    def __init__(self, config: PositionalEncoderConfig, width: int, contextual_len: int, backend: str):
+    def __init__(self, config: PositionalEncoderConfig, width: int, contextual_len: int):
         super().__init__()
         if config.num_position_buckets < contextual_len + 2:
             raise ValueError(f"positional_encoder.num_position_buckets={config.num_position_buckets} must be at "
@@ -41,7 +41,6 @@ class PositionalEncoder(nn.Module):
         self.num_positions = config.num_position_buckets
         self.num_times = config.num_time_buckets if config.use_time_encoding else 0
         self.contextual_len = contextual_len
-        self.backend = backend
         scale = 1.0 / math.sqrt(width)
         self.position_table = nn.Parameter(torch.randn(self.num_positions, width) * scale)  # [P, D]
         self.time_table = (nn.Parameter(torch.randn(self.num_times, width) * scale)  # [T, D]
@@ -84,4 +83,4 @@ class PositionalEncoder(nn.Module):
     def forward(self, x: torch.Tensor, pos_ids: torch.Tensor, time_ids: torch.Tensor) -> torch.Tensor:
         """``x [L, D]``, pos_ids/time_ids int64 [L] -> ``[L, D]``."""
         return kernels.add_position_time(x, pos_ids, time_ids if self.num_times else None, self.position_table,
-                                         self.time_table, backend=self.backend)
+                                         self.time_table)

@@ -61,7 +61,7 @@ class StuLayer(nn.Module):
         y = kernels.norm_mul(o, u, self.output_norm_weight, self.output_norm_bias, num_heads=h,
                              use_group_norm=self.use_group_norm, backend=self.backend)
         return kernels.output_projection(u, o, y, x, self.output_weight, self.output_bias, dropout_p=self.dropout_p,
-                                         training=self.training, backend=self.backend)
+                                         training=self.training)
 
 
 class StuStack(nn.Module):

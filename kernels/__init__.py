@@ -1,7 +1,9 @@
 """Kernels of the HSTU model on jagged tensors (values concatenated over the batch + offsets int64 [B+1]).
 
-Every op takes `backend="triton" | "pytorch"`; the PyTorch twins (`*_ref.py`) are the references the tests
-compare against (docs/design.md §6). Imports torch and triton only.
+`hstu_attention`, `layer_norm_uvqk` and `norm_mul` have Triton kernels and take `backend="triton" | "pytorch"`;
+their PyTorch twins (`*_ref.py`) are the references the tests compare against (docs/design.md §6). The
+jagged concat/split, `output_projection` and `add_position_time` are plain PyTorch (no `backend` argument: a
+Triton version would not pay for itself, see each module). Imports torch and triton only.
 """
 
 from kernels.backend import Backend, triton_available

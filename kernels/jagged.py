@@ -1,6 +1,6 @@
 """Per-sample concatenation and split of jagged tensors (values [L, ...] + offsets int64 [B+1]).
 
-Both backends run the same gather/scatter in PyTorch: the work is one index copy, memory-bound, and
+PyTorch only, with no `backend` argument: the work is one index copy, memory-bound, and
 `index_copy`/`index_select` already move each byte once; a Triton version would save only the index build.
 `jagged_concat` needs no host synchronisation; `jagged_split` reads the split sizes once (`.sum().item()`).
 """
@@ -8,8 +8,6 @@ Both backends run the same gather/scatter in PyTorch: the work is one index copy
 from __future__ import annotations
 
 import torch
-
-from kernels.backend import check_backend
 
 
 def _check_offsets(name: str, offsets: torch.Tensor, batch: int | None) -> None:
@@ -28,7 +26,7 @@ def _positions(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.T
 
 
 def jagged_concat(
-    values: list[torch.Tensor], offsets: list[torch.Tensor], *, backend: str = "triton"
+    values: list[torch.Tensor], offsets: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate several jagged tensors per sample: sample b of the result is seg_0(b) | seg_1(b) | ...
 
@@ -41,7 +39,6 @@ def jagged_concat(
     if not values or len(values) != len(offsets):
         raise ValueError(f"jagged_concat: expected equal non-empty lists, got {len(values)} values, "
                          f"{len(offsets)} offsets")
-    check_backend(backend, "jagged_concat", values[0].device)
     batch = offsets[0].numel() - 1
     for i, off in enumerate(offsets):
         _check_offsets(f"jagged_concat offsets[{i}]", off, batch)
@@ -59,7 +56,7 @@ def jagged_concat(
 
 
 def jagged_split(
-    values: torch.Tensor, offsets: torch.Tensor, lengths: list[torch.Tensor], *, backend: str = "triton"
+    values: torch.Tensor, offsets: torch.Tensor, lengths: list[torch.Tensor]
 ) -> list[torch.Tensor]:
     """Inverse of `jagged_concat`: cut each sample into consecutive segments of the given lengths.
 
@@ -69,7 +66,6 @@ def jagged_split(
     Returns:
         list of [L_i, ...], L_i = lengths[i].sum().
     """
-    check_backend(backend, "jagged_split", values.device)
     _check_offsets("jagged_split offsets", offsets, None)
     before = torch.zeros_like(offsets[1:])
     outs = []

@@ -1,6 +1,6 @@
 """The STU output projection: out = x + Dropout(cat([u, o, y]) @ weight + bias) (docs/design.md §5).
 
-Both backends run it in PyTorch: the cost is one cuBLAS matmul ([L, 3*H*Dv] x [3*H*Dv, D]) that Triton would
+PyTorch only, with no `backend` argument: the cost is one cuBLAS matmul ([L, 3*H*Dv] x [3*H*Dv, D]) that Triton would
 not beat, and torch's dropout keeps the RNG stream of the rest of the model.
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from kernels.backend import check_backend
 
 
 def output_projection(
@@ -22,7 +20,6 @@ def output_projection(
     *,
     dropout_p: float = 0.0,
     training: bool = False,
-    backend: str = "triton",
 ) -> torch.Tensor:
     """out = x + Dropout(cat([u, o, y], -1) @ weight + bias).
 
@@ -32,7 +29,6 @@ def output_projection(
     Returns:
         [L, D].
     """
-    check_backend(backend, "output_projection", x.device)
     joined = torch.cat([u, o, y], dim=-1)  # [L, 3*H*Dv]
     if joined.shape[-1] != weight.shape[0]:
         raise ValueError(f"output_projection: cat([u, o, y]) has width {joined.shape[-1]}, weight expects "

@@ -1,15 +1,13 @@
 """Adds positional and time embeddings to jagged token values: x + pos_table[pos_ids] + time_table[time_ids].
 
-Both backends use PyTorch's embedding lookup (its backward sums rows with index_add); a fused Triton version
-would save one read and one write of [L, D] in a step dominated by attention.
+PyTorch only, with no `backend` argument: an embedding lookup (its backward sums rows with index_add); a fused
+Triton version would save one read and one write of [L, D] in a step dominated by attention.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from kernels.backend import check_backend
 
 
 def add_position_time(
@@ -18,8 +16,6 @@ def add_position_time(
     time_ids: torch.Tensor | None,
     pos_table: torch.Tensor,
     time_table: torch.Tensor | None,
-    *,
-    backend: str = "triton",
 ) -> torch.Tensor:
     """x + pos_table[pos_ids] (+ time_table[time_ids] when time_table is given).
 
@@ -29,7 +25,6 @@ def add_position_time(
     Returns:
         [L, D].
     """
-    check_backend(backend, "add_position_time", x.device)
     if pos_ids.shape != x.shape[:1]:
         raise ValueError(f"add_position_time: pos_ids shape {tuple(pos_ids.shape)}, expected [{x.shape[0]}]")
     out = x + F.embedding(pos_ids, pos_table)

@@ -12,12 +12,11 @@ def test_concat_interleaves_per_sample_and_split_inverts_it():
     a = torch.tensor([[1.0], [2.0], [3.0]])  # sample 0: [1, 2], sample 1: [], sample 2: [3]
     b = torch.tensor([[10.0], [20.0], [30.0]])  # sample 0: [10], sample 1: [20, 30], sample 2: []
     offs_a, offs_b = offsets_of([2, 0, 1]), offsets_of([1, 2, 0])
-    for backend in ("triton", "pytorch"):
-        values, offsets = jagged_concat([a, b], [offs_a, offs_b], backend=backend)
-        assert values.squeeze(1).tolist() == [1.0, 2.0, 10.0, 20.0, 30.0, 3.0]
-        assert offsets.tolist() == [0, 3, 5, 6]
-        back = jagged_split(values, offsets, [torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0])], backend=backend)
-        assert torch.equal(back[0], a) and torch.equal(back[1], b)
+    values, offsets = jagged_concat([a, b], [offs_a, offs_b])
+    assert values.squeeze(1).tolist() == [1.0, 2.0, 10.0, 20.0, 30.0, 3.0]
+    assert offsets.tolist() == [0, 3, 5, 6]
+    back = jagged_split(values, offsets, [torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0])])
+    assert torch.equal(back[0], a) and torch.equal(back[1], b)
 
 
 def test_concat_gradient_routes_back_to_each_input():
