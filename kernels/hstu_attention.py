@@ -23,6 +23,8 @@ this is the mask above. In the kernels, win_start = K + U - W is the position of
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -387,8 +389,8 @@ def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in pairs]
 
 
-_FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
-_BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
+FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
+BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
 _HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
@@ -396,6 +398,23 @@ _BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
+_FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> config, set by launch_config
+
+
+@contextlib.contextmanager
+def launch_config(*, forward: triton.Config | None = None, backward: triton.Config | None = None):
+    """Inside, launch the forward / both backward kernels with these configurations instead of autotuning.
+
+    Autotuning picks by speed alone, so a fast but wrong configuration could win: the GPU tests run every entry
+    of ``FORWARD_CONFIGS`` and ``BACKWARD_CONFIGS`` through this against the twin. Not thread-safe (tests only).
+    """
+    saved = dict(_FORCED)
+    _FORCED.update({role: cfg for role, cfg in (("forward", forward), ("backward", backward)) if cfg is not None})
+    try:
+        yield
+    finally:
+        _FORCED.clear()
+        _FORCED.update(saved)
 
 
 def _fixed_config(dim: int) -> dict[str, int]:
@@ -429,10 +448,14 @@ def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, 
 
 
 def _launch(kernel: LazyKernel, batch_heads: int, max_seq_len: int, by_rows: bool, dim: int, args, flags):
-    tuned = AUTOTUNE and _first_is_cuda(args)
+    forced = _FORCED.get("forward" if kernel is _FWD else "backward")
+    tuned = AUTOTUNE and _first_is_cuda(args) and forced is None
     fn = kernel.get(tuned)
     block_key = "BLOCK_M" if by_rows else "BLOCK_N"
-    if tuned:
+    if forced is not None:
+        cfg = {**forced.kwargs, "num_warps": forced.num_warps, "num_stages": forced.num_stages}
+        fn[(batch_heads, triton.cdiv(max_seq_len, cfg[block_key]))](*args, **flags, **cfg)
+    elif tuned:
         fn[lambda meta: (batch_heads, triton.cdiv(max_seq_len, meta[block_key]))](*args, **flags)
     else:
         cfg = _fixed_config(dim)

@@ -7,6 +7,7 @@ import torch
 from kernel_inputs import DEVICE, attention_inputs, offsets_of
 
 from kernels import hstu_attention
+from kernels.hstu_attention import BACKWARD_CONFIGS, FORWARD_CONFIGS, launch_config
 from kernels.hstu_attention_ref import dense_mask, hstu_attention_ref
 
 # An empty sequence, length 1, and lengths that are not multiples of any block size.
@@ -133,6 +134,20 @@ def test_a_sequence_longer_than_max_seq_len_raises(backend):
     assert hstu_attention(q, k, v, offsets, 7, alpha=0.5, backend=backend).shape == v.shape
 
 
+def test_a_forced_launch_configuration_is_used_and_matches_the_twin():
+    import triton
+
+    q, k, v, offsets = attention_inputs([5, 40], 1, 16, 16, seed=3, device=DEVICE)
+    small = triton.Config({"BLOCK_M": 16, "BLOCK_N": 32}, num_warps=4, num_stages=1)
+    with launch_config(forward=small, backward=small):
+        out = hstu_attention(q, k, v, offsets, 40, alpha=0.5, num_targets=torch.tensor([2, 7]))
+    want = hstu_attention_ref(q, k, v, offsets, 40, alpha=0.5, num_targets=torch.tensor([2, 7]))
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    bad = triton.Config({"BLOCK_M": 16, "BLOCK_N": 24}, num_warps=4, num_stages=1)  # not a power of two
+    with pytest.raises(triton.errors.TritonError, match="power of 2"), launch_config(forward=bad):  # it is launched
+        hstu_attention(q, k, v, offsets, 40, alpha=0.5)
+
+
 # ----------------------------------------------------------------------------------------------- GPU
 
 def _max_rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -197,3 +212,20 @@ def test_other_dtypes_on_gpu(dtype):
     ref = hstu_attention_ref(q.float(), k.float(), v.float(), offsets, 333, alpha=0.125)
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(out.float(), ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("role,index", [("forward", i) for i in range(len(FORWARD_CONFIGS))]
+                         + [("backward", i) for i in range(len(BACKWARD_CONFIGS))])
+def test_every_autotune_configuration_matches_the_twin(role, index):
+    """Autotune picks by speed alone: each configuration it may pick is checked here, with every mask feature."""
+    config = (FORWARD_CONFIGS if role == "forward" else BACKWARD_CONFIGS)[index]
+    lengths, kwargs = [1, 300, 777, 64], {"num_targets": torch.tensor([1, 40, 100, 64], device="cuda"),
+                                          "contextual_len": 6}
+    for extra in ({}, {"query_time": True}, {"max_attn_len": 50}):
+        with launch_config(**{role: config}):
+            errors = _bf16_errors(lengths, 2, 128, 128, {**kwargs, **extra}, seed=index)
+        for i, (ours, twins) in enumerate(zip(errors["triton"], errors["twin"])):
+            bound = (2.0 if i == 0 else 5.0) * max(twins, 1e-3)
+            assert ours <= bound, f"{config} {extra} {['out', 'dq', 'dk', 'dv'][i]}: {ours:.2e} > {bound:.2e}"
