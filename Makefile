@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
-	$(PY) -m components.demo
+	$(PY) -m components.orchestration.demo
 
 proto: $(STAMP)
 	$(PY) -m components.protogen
@@ -61,7 +61,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 up: $(STAMP)
-	$(PY) -m components.localstack up
+	$(PY) -m components.orchestration.localstack up
 
 down:
-	$(PY) -m components.localstack down
+	$(PY) -m components.orchestration.localstack down

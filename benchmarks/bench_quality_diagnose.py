@@ -2,7 +2,7 @@
 
 Each variant is the config with a few fields changed (an ablation, a learning rate, a loss weight) or the
 batches changed on the way in (history removed, contextual ids removed). Every variant trains with the
-trainer's real step (``components.train_loop.Trainer``) on the training windows and, after each epoch,
+trainer's real step (``components.training.train_loop.Trainer``) on the training windows and, after each epoch,
 records per task the AUC and log loss on the evaluation window and on the last training window, so the
 curves show under- and over-fitting. Variants run in parallel processes (``--jobs``).
 
@@ -36,10 +36,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_common import RESULTS  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config, parse_config  # noqa: E402
-from components.evaluate import score_window  # noqa: E402
-from components.loader import LoaderPosition, StreamConfig, make_loader, sample_files  # noqa: E402
 from components.proto import pipeline_pb2  # noqa: E402
-from components.train_loop import Trainer, TrainState  # noqa: E402
+from components.training.evaluate import score_window  # noqa: E402
+from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_files  # noqa: E402
+from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch  # noqa: E402
 from hstu_model.metrics import auc  # noqa: E402
 
@@ -171,7 +171,7 @@ def _scores(model, config: PipelineConfig, window: date, transform) -> tuple[np.
     if transform is None:
         probs, labels, _, _ = score_window(model, config, window)
         return probs, labels
-    import components.evaluate as evaluate
+    import components.training.evaluate as evaluate
 
     original = evaluate.make_loader
 

@@ -3,7 +3,7 @@
 Builds samples with Spark from a KuaiRand ``log_standard`` log in the pipeline's raw layout
 (``LOGS/dt=YYYY-MM-DD/*.csv`` plus the user features table), trains ``configs/kuairand_explicit.config`` on the
 ``train_windows`` days before the evaluation day and evaluates on that day: per task the model's AUC and every
-baseline's (``components.baselines``) on the same samples. The public split trains on the windows up to
+baseline's (``components.baselines.suite``) on the same samples. The public split trains on the windows up to
 2022-04-17 and evaluates on 2022-04-18 (the explicit-feedback subset of KuaiRand-27K; the data is not part of
 this repository: KuaiRand is published at https://kuairand.com, CC BY-SA 4.0).
 
@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_common import RESULTS, commit  # noqa: E402
 
 from components.config import apply_overrides, load_config  # noqa: E402
-from components.samples import build_samples  # noqa: E402
-from components.train import train  # noqa: E402
+from components.data.samples import build_samples  # noqa: E402
+from components.training.train import train  # noqa: E402
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.config import load_config  # noqa: E402
+from components.data.samples import build_samples  # noqa: E402
 from components.datagen import generate_dataset  # noqa: E402
-from components.samples import build_samples  # noqa: E402
-from components.train import train  # noqa: E402
+from components.training.train import train  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "quality.json"
 START = date(2022, 4, 8)

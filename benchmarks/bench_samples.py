@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.config import load_config  # noqa: E402
+from components.data.samples import build_samples  # noqa: E402
+from components.data.spark import get_spark  # noqa: E402
 from components.datagen import generate_dataset  # noqa: E402
-from components.samples import build_samples  # noqa: E402
-from components.spark import get_spark  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "samples.json"
 EVENTS_PER_USER_DAY = 9.45  # measured on the generator's defaults

@@ -1,6 +1,6 @@
 """Training-step throughput of DlrmHSTU: candidates/s, tokens/s and peak memory, kernel TRITON vs PYTORCH.
 
-Runs the trainer's real step (``components.train_loop.Trainer``: fused row-wise Adagrad for the tables,
+Runs the trainer's real step (``components.training.train_loop.Trainer``: fused row-wise Adagrad for the tables,
 AdamW for the dense part, clipping, bf16 autocast on GPU) on synthetic batches with realistic lengths
 (history lengths log-normal, capped by ``max_uih_len``), without TorchRec sharding, data loading or MLflow.
 Default shapes are the spec's GPU config (configs/dlrm_hstu_kuairand.config: d=512, 3 layers, max_seq_len 8000).
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import RESULTS, append_rows, row  # noqa: E402
 
 from components.config import PipelineConfig, load_config  # noqa: E402
-from components.train_loop import Trainer, TrainState  # noqa: E402
+from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch, collate  # noqa: E402
 from hstu_model.config import sequence_budget  # noqa: E402
 

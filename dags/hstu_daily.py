@@ -50,7 +50,7 @@ def _run_config():
 
 
 def _window() -> str:
-    from components.windows import window_of
+    from components.data.windows import window_of
 
     ctx = get_current_context()
     return window_of(window_date=ctx["params"]["window_date"],
@@ -87,7 +87,7 @@ def _window() -> str:
 def hstu_daily():
     @task
     def plan_windows():
-        from components.daily import plan_windows, run_tags, trainer_command
+        from components.orchestration.daily import plan_windows, run_tags, trainer_command
 
         ctx, config = get_current_context(), _run_config()
         plan = plan_windows(config=config, eval_window=_window())
@@ -100,14 +100,14 @@ def hstu_daily():
     def wait_for_raw_data(plan: dict):
         from airflow.sdk import PokeReturnValue
 
-        from components.daily import missing_raw_windows
+        from components.orchestration.daily import missing_raw_windows
 
         missing = missing_raw_windows(config=_run_config(), windows=plan["windows"])
         return PokeReturnValue(is_done=not missing, xcom_value={"missing": missing})
 
     @task(outlets=[SAMPLES], **RETRY)
     def build_samples(plan: dict):
-        from components.daily import build_run_samples
+        from components.orchestration.daily import build_run_samples
 
         return build_run_samples(config=_run_config(), windows=plan["windows"])
 
@@ -116,14 +116,14 @@ def hstu_daily():
 
         plan = "ti.xcom_pull(task_ids='plan_windows')"
         return SparkSubmitOperator(
-            task_id="build_samples", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/samples.py",
+            task_id="build_samples", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/data/samples.py",
             application_args=["--config", "{{ params.config_file }}", "--window-start", f"{{{{ {plan}['first'] }}}}",
                               "--window-end", f"{{{{ {plan}['end'] }}}}", "--work-dir", f"{{{{ {plan}['work_dir'] }}}}"],
             name="hstu-samples", outlets=[SAMPLES], **RETRY)
 
     @task(**RETRY)
     def train():
-        from components.daily import train_challenger
+        from components.orchestration.daily import train_challenger
 
         ctx = get_current_context()
         return train_challenger(config=_run_config(), eval_window=_window(), params=dict(ctx["params"]),
@@ -145,7 +145,7 @@ def hstu_daily():
 
     @task(**RETRY)
     def evaluate():
-        from components.daily import evaluate_challenger_and_champion, registered_challenger
+        from components.orchestration.daily import evaluate_challenger_and_champion, registered_challenger
 
         ctx = get_current_context()
         config, window = _run_config(), _window()
@@ -154,7 +154,7 @@ def hstu_daily():
 
     @task(outlets=[MODEL])
     def gate(evaluated: dict):
-        from components.daily import gate_challenger
+        from components.orchestration.daily import gate_challenger
 
         ctx = get_current_context()
         return gate_challenger(config=_run_config(), evaluated=evaluated, force=ctx["params"]["force_promote"],
@@ -162,7 +162,7 @@ def hstu_daily():
 
     @task(trigger_rule="all_done")
     def report():
-        from components.daily import report_run
+        from components.orchestration.daily import report_run
 
         ctx = get_current_context()
         ti, tasks = ctx["ti"], ["plan_windows", "wait_for_raw_data", "build_samples", "train", "evaluate", "gate"]

@@ -2,7 +2,7 @@
 # The GPU trainer: CUDA base, CUDA torch 2.13.0 (CUDA 13.0 wheels from PyPI), fbgemm-gpu 1.8.0, torchrec 1.8.0,
 # triton 3.7.1 and the project, installed the way `make venv HSTU_DEVICE=cuda` does. Built from the repo root:
 #   docker build -f docker/trainer.Dockerfile -t hstu-pipeline/trainer:0.1.0 .
-# Run: torchrun --nproc-per-node N -m components.train ... (host driver >= 580 for CUDA 13).
+# Run: torchrun --nproc-per-node N -m components.training.train ... (host driver >= 580 for CUDA 13).
 # The base is pinned by exact tag; its digest was not verified when this was written (no registry access):
 # pin it with --build-arg CUDA_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04@sha256:<digest>.
 # "base" is enough: the torch wheels bring cuDNN, cuBLAS and NCCL; the driver comes from the host.
@@ -46,4 +46,4 @@ COPY configs/ configs/
 RUN pip install --no-deps --no-build-isolation . \
  && rm -rf build ./*.egg-info
 USER 10001:10001
-CMD ["python", "-m", "components.cli", "--help"]
+CMD ["python", "-m", "components.orchestration.cli", "--help"]

@@ -4,7 +4,7 @@ window, per task (``hstu data oracle --train-days``).
 - popularity: each video's smoothed positive rate on the training window, (pos + a p) / (n + a), a = 20.
 - logistic: logit = b + w_user + w_video, scikit-learn's L2-regularised logistic regression on one-hot ids.
 Neither sees the order of events, so a sequence model should land between them and the oracle. The
-evaluator's baselines are ``components.baselines``: the same idea on the samples the model sees, any data.
+evaluator's baselines are ``components.baselines.suite``: the same idea on the samples the model sees, any data.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def spark():
     """A local Spark session shared by every test: 2 shuffle partitions, no UI, quiet logs."""
     pyspark = pytest.importorskip("pyspark")
     del pyspark
-    from components.spark import get_spark
+    from components.data.spark import get_spark
 
     session = get_spark(master="local[2]", driver_memory="2g", app_name="hstu-tests", shuffle_partitions=2,
                         ui=False)

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 from train_data import CONTEXT, small_config, small_config_text
 
-from components.baseline_features import candidate_frame, out_of_window_counts, task_labels
-from components.baseline_models import SuiteData, popularity
-from components.baselines import BaselineResult, best_per_task, cache_path, run_baselines
-from components.cli import main
-from components.evaluate import reference_aucs
+from components.baselines.features import candidate_frame, out_of_window_counts, task_labels
+from components.baselines.models import SuiteData, popularity
+from components.baselines.suite import BaselineResult, best_per_task, cache_path, run_baselines
+from components.orchestration.cli import main
+from components.training.evaluate import reference_aucs
 
 D1, D2, EVAL = date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)
 # window -> rows of (user, history items, history action bitmasks, candidate items, candidate label bitmasks)

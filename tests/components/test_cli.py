@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.cli import main
+from components.orchestration.cli import main
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -31,7 +31,7 @@ def test_config_show_prints_defaults(capsys):
 def test_bad_config_exits_2_with_field_and_line(tmp_path):
     bad = tmp_path / "bad.config"
     bad.write_text(SMALL.read_text().replace("attn_num_layers: 2", "attn_num_layers: 0"))
-    proc = subprocess.run([sys.executable, "-m", "components.cli", "config", "validate", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "components.orchestration.cli", "config", "validate", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from components.config import apply_overrides, load_config
-from components.daily import _for_xcom, _nan_safe, plan_windows, report_run, trainer_command
-from components.gate import decide
+from components.orchestration.daily import _for_xcom, _nan_safe, plan_windows, report_run, trainer_command
+from components.registry.gate import decide
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -36,14 +36,14 @@ def test_trainer_command_runs_torchrun_with_the_runs_settings():
     config = load_config(SMALL)
     cmd = shlex.split(trainer_command(config=config, config_file="/data/c.config", eval_window="2022-04-15",
                                       gpus=4, tags={"dag_run_id": "manual run 1", "param.kernel": "TRITON"}))
-    assert cmd[:5] == ["torchrun", "--standalone", "--nproc-per-node=4", "-m", "components.train"]
+    assert cmd[:5] == ["torchrun", "--standalone", "--nproc-per-node=4", "-m", "components.training.train"]
     assert cmd[cmd.index("--window") + 1] == "2022-04-15" and cmd[cmd.index("--train-windows") + 1] == "3"
     assert cmd[cmd.index("--kernel") + 1] == "PYTORCH"
     assert "dag_run_id=manual run 1" in cmd and "param.kernel=TRITON" in cmd
 
 
 def test_trainer_cli_takes_tags_and_kernel():
-    from components.train import _parse_args
+    from components.training.train import _parse_args
 
     args = _parse_args(["--config", "c", "--window", "2022-04-15", "--kernel", "TRITON", "--tag", "a=b=c"])
     assert args.kernel == "TRITON" and args.tag == ["a=b=c"]

@@ -3,7 +3,7 @@
 import json
 from datetime import date
 
-from components.demo import _summary
+from components.orchestration.demo import _summary
 
 
 def test_summary_prints_model_oracle_and_baselines(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from train_data import small_config, write_samples
 
-from components.evaluate import EvalResult, evaluate_model, reference_aucs, task_metrics
+from components.training.evaluate import EvalResult, evaluate_model, reference_aucs, task_metrics
 from hstu_model.model import build_model
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from components.config import PromotionConfig, TaskRule, TrackingConfig, load_config
-from components.gate import (
+from components.registry.gate import (
     StaleChampionError,
     apply_decision,
     decide,
@@ -23,7 +23,13 @@ from components.gate import (
     rollback,
     run_gate,
 )
-from components.tracking import TrackingUnavailableError, client_for, connect, register_version, start_run
+from components.registry.tracking import (
+    TrackingUnavailableError,
+    client_for,
+    connect,
+    register_version,
+    start_run,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = PromotionConfig("m", 0.55, 0.01, (TaskRule("is_like", 0.60, 0.02),), ("is_click", "is_like"))
@@ -318,7 +324,7 @@ def test_racing_gates_end_with_one_champion_and_a_consistent_previous(store):
 
 
 def _evaluated(challenger: str, champion: str | None, champion_scores=None) -> dict:
-    """What the DAG's evaluate task hands the gate task (components.daily.evaluate_challenger_and_champion)."""
+    """What the DAG's evaluate task hands the gate task (components.orchestration.daily.evaluate_challenger_and_champion)."""
     return {"window": "2022-04-10", "challenger_version": challenger, "challenger": GOOD, "challenger_error": None,
             "champion_version": champion, "champion": champion_scores, "champion_error": None}
 
@@ -326,8 +332,8 @@ def _evaluated(challenger: str, champion: str | None, champion_scores=None) -> d
 def test_racing_dag_gate_tasks_end_with_one_champion(store, monkeypatch):
     """Two DAG runs' gate tasks (the code the DAG runs) decide against the same champion, then race to move it:
     the loser scores the winner and decides again instead of failing the run."""
-    import components.gate as gate_module
-    from components.daily import gate_challenger
+    import components.registry.gate as gate_module
+    from components.orchestration.daily import gate_challenger
 
     cfg, client, (v1, va, vb) = _setup(store, "g_dag_race", 3)
     client.set_registered_model_alias("g_dag_race", "champion", v1)
@@ -368,7 +374,7 @@ def test_racing_dag_gate_tasks_end_with_one_champion(store, monkeypatch):
 
 
 def test_dag_gate_task_scores_a_champion_that_moved_after_the_evaluation(store):
-    from components.daily import gate_challenger
+    from components.orchestration.daily import gate_challenger
 
     cfg, client, (v1, v2, v3) = _setup(store, "g_moved", 3)
     evaluated = _evaluated(v2, v1, {"is_click": 0.6, "is_like": 0.65})
@@ -398,7 +404,7 @@ def test_gate_against_a_down_server_fails_clearly_before_evaluating(store):
 
 
 def test_current_aliases_of_unregistered_and_promoted_models(store):
-    from components.gate import AliasState, current_aliases, run_gate
+    from components.registry.gate import AliasState, current_aliases, run_gate
 
     cfg, _, versions = _setup(store, "aliases_model", 1)
     unknown = cfg.replace(promotion=dataclasses.replace(cfg.promotion, registered_model_name="never_registered"))
@@ -409,7 +415,7 @@ def test_current_aliases_of_unregistered_and_promoted_models(store):
 
 
 def test_annotate_run_adds_tags_and_text(store):
-    from components.tracking import annotate_run
+    from components.registry.tracking import annotate_run
 
     cfg, target, run_id, _ = store
     annotate_run(cfg, run_id, tags={"hstu.outcome": "promoted"}, texts={"report.md": "# done\n"})
@@ -419,7 +425,7 @@ def test_annotate_run_adds_tags_and_text(store):
 
 
 def test_find_version_finds_what_a_dag_run_registered(store):
-    from components.tracking import find_version
+    from components.registry.tracking import find_version
 
     cfg, _, versions = _setup(store, "retry_model", 2)
     assert find_version(cfg, tags={"dag_run_id": "r", "window": "2022-04-09"}) == versions[-1]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.history import HISTORY_SCHEMA, empty_state, events_by_user, update_history
-from components.samples import build_samples
+from components.data.history import HISTORY_SCHEMA, empty_state, events_by_user, update_history
+from components.data.samples import build_samples
 from tests.components.event_logs import read_samples
 from tests.components.test_samples import D2, D3, EXPECTED_D2, EXPECTED_D3, write_hand_case
 

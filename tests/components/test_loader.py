@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from train_data import FIRST_WINDOW, small_config, write_samples
 
-from components.loader import (
+from components.training.loader import (
     LoaderPosition,
     StreamConfig,
     make_loader,

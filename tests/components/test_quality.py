@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from components.quality import check_bad_fraction, flag_bad_rows, reason_counts
-from components.samples import build_samples
-from components.sources import read_events
+from components.data.quality import check_bad_fraction, flag_bad_rows, reason_counts
+from components.data.samples import build_samples
+from components.data.sources import read_events
 from tests.components.event_logs import EVENT_COLUMNS, day_ms, event, write_day, write_user_features
 
 pytestmark = pytest.mark.spark

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.samples import build_samples, window_starts_between
+from components.data.samples import build_samples, window_starts_between
 from tests.components.event_logs import day_ms, event, read_samples, write_day, write_user_features
 
 pytestmark = pytest.mark.spark

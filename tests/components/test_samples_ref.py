@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.samples import SampleNames, build_samples
-from components.samples_ref import build_samples_ref
+from components.data.samples import SampleNames, build_samples
+from components.data.samples_ref import build_samples_ref
 from tests.components.event_logs import (
     CONTEXTUAL,
     day_ms,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.vocab import (
+from components.data.vocab import (
     RESERVED_ID,
     apply_vocab,
     distinct_values,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from components.config import ActionRule, ColumnMapping
-from components.samples import build_samples
-from components.sources import read_events, read_user_features
+from components.data.samples import build_samples
+from components.data.sources import read_events, read_user_features
 from tests.components.event_logs import EVENT_COLUMNS, day_ms, event, read_samples, write_day
 
 pytestmark = pytest.mark.spark

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from components.config import TrackingConfig, load_config
-from components.tracking import (
+from components.registry.tracking import (
     TrackingUnavailableError,
     check_tracking_server,
     client_for,
@@ -138,7 +138,7 @@ def test_logged_registered_model_gives_identical_outputs_in_a_fresh_process(targ
 
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path / "x.pt")
-    code = ("import sys, torch; from components.tracking import load_model; x = torch.load(sys.argv[2]); "
+    code = ("import sys, torch; from components.registry.tracking import load_model; x = torch.load(sys.argv[2]); "
             "torch.save([load_model(u, tracking_uri=sys.argv[1])(x).detach() for u in sys.argv[4:]], sys.argv[3])")
     uris = [version.model_uri, model_alias_uri("tracking_roundtrip", "champion")]
     subprocess.run([sys.executable, "-c", code, target.tracking_uri, str(tmp_path / "x.pt"),

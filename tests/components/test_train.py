@@ -18,10 +18,10 @@ import torch
 from train_data import REPO, small_config, small_config_text, write_samples
 
 from components.config import parse_config
-from components.evaluate import evaluate_uri
-from components.loader import sample_files
-from components.tracking import TrackingUnavailableError, client_for
-from components.train import TrainingInterrupted, train
+from components.registry.tracking import TrackingUnavailableError, client_for
+from components.training.evaluate import evaluate_uri
+from components.training.loader import sample_files
+from components.training.train import TrainingInterrupted, train
 from hstu_model.batch import collate
 from hstu_model.model import build_model
 
@@ -95,7 +95,7 @@ def test_triton_config_without_a_gpu_fails_unless_the_fallback_is_allowed(tmp_pa
 _PREDICT = """
 import sys, numpy as np, pyarrow.parquet as pq
 from components.config import load_config
-from components.tracking import load_model
+from components.registry.tracking import load_model
 from hstu_model.batch import collate
 config = load_config(sys.argv[1])
 model = load_model(sys.argv[2], tracking_uri=config.tracking.tracking_uri, map_location="cpu").eval()
@@ -192,7 +192,7 @@ def test_torchrun_two_cpu_processes_give_the_same_loss_curve_shape(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: a free rendezvous port on localhost, so parallel runs never meet on 29500.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "components.train", "--config", str(config_file), "--window", dates[-1].isoformat(),
+           "-m", "components.training.train", "--config", str(config_file), "--window", dates[-1].isoformat(),
            "--no-register", "--json"]
     proc = _run_group(cmd, env, timeout_s=300)
     result = json.loads((tmp_path / "runs" / dates[-1].isoformat() / "result.json").read_text())

@@ -12,10 +12,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from train_data import small_config_text, write_samples
 
-from components.cli import main
 from components.config import ConfigError, load_config
-from components.tracking import PARENT_RUN_TAG, client_for
-from components.tune import SEARCH_SPACE, with_params
+from components.orchestration.cli import main
+from components.registry.tracking import PARENT_RUN_TAG, client_for
+from components.training.tune import SEARCH_SPACE, with_params
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from components.windows import training_windows, window_of
+from components.data.windows import training_windows, window_of
 
 
 def test_window_param_overrides_data_interval():
@@ -24,7 +24,7 @@ def test_training_windows_precede_the_evaluation_window():
 
 
 def test_missing_partitions_lists_absent_and_empty_days(tmp_path):
-    from components.windows import missing_partitions
+    from components.data.windows import missing_partitions
 
     (tmp_path / "dt=2022-04-18").mkdir()
     (tmp_path / "dt=2022-04-18" / "part-0.csv").write_text("user_id\n1\n")

@@ -3,7 +3,7 @@ later runs are judged against the champion alone."""
 
 from __future__ import annotations
 
-from components.localstack import REPO
+from components.orchestration.localstack import REPO
 
 
 def dag_test_config(train_windows: int | None = 1) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.localstack import REPO, airflow_env, down, up
+from components.orchestration.localstack import REPO, airflow_env, down, up
 from tests.dags.dag_config import dag_test_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

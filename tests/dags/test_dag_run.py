@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from components.localstack import REPO, airflow_env
+from components.orchestration.localstack import REPO, airflow_env
 from tests.dags.dag_config import dag_test_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

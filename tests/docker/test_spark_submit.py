@@ -1,9 +1,9 @@
 """The spark-submit command line the DAG uses, built by Airflow's Spark provider from our connections.
 
-Local: ``spark-submit --master local[1] --conf spark.driver.host=127.0.0.1 ... components/samples.py
+Local: ``spark-submit --master local[1] --conf spark.driver.host=127.0.0.1 ... components/data/samples.py
 --config ... --window-start ...``; cluster: the compose stack's ``spark_cluster`` connection. The hook runs in a
 subprocess with a throwaway AIRFLOW_HOME, so the test needs neither an Airflow database nor a JVM. The run
-against a local master belongs to the samples job's own tests (it needs components/samples.py).
+against a local master belongs to the samples job's own tests (it needs components/data/samples.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-SAMPLES = REPO / "components" / "samples.py"
+SAMPLES = REPO / "components" / "data" / "samples.py"
 LOCAL_CONN = '{"conn_type": "spark", "host": "local[1]"}'
 _BUILD = """
 import json, sys
@@ -70,12 +70,12 @@ def test_cluster_command_targets_the_compose_master(compose, tmp_path):
 
 def test_samples_job_accepts_the_arguments():
     if not SAMPLES.exists():
-        pytest.skip("components/samples.py does not exist yet (another helper writes it)")
+        pytest.skip("components/data/samples.py does not exist yet (another helper writes it)")
     result = subprocess.run([sys.executable, str(SAMPLES), "--help"], capture_output=True, text=True,
                             cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     for flag in ("--config", "--window-start"):
-        assert flag in result.stdout, f"components/samples.py --help does not mention {flag}"
+        assert flag in result.stdout, f"components/data/samples.py --help does not mention {flag}"
 
 
 @pytest.mark.spark

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.localstack import AIRFLOW_PORT, MLFLOW_PORT, REPO, admin_password, down, up
+from components.orchestration.localstack import AIRFLOW_PORT, MLFLOW_PORT, REPO, admin_password, down, up
 from tests.dags.dag_config import dag_test_config
 
 CHROMIUM = Path("/usr/bin/chromium")

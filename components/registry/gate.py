@@ -40,7 +40,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.config import PipelineConfig, PromotionConfig, TaskRule
-from components.tracking import (
+from components.registry.tracking import (
     check_tracking_server,
     clear_unreachable_errors,
     client_for,

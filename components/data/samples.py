@@ -13,8 +13,8 @@ events (their real actions), which the model shows each candidate only from the 
     stats/dt=YYYY-MM-DD.json    counts, history length percentiles, label rates, quarantined rows by reason
     vocab/contextual.json       the stable categorical id mapping (see vocab.py)
 
-Run it as ``python -m components.samples --config C --window-start D`` or, on a cluster,
-``spark-submit components/samples.py --config C --window-start D`` (same code, spark-submit's session).
+Run it as ``python -m components.data.samples --config C --window-start D`` or, on a cluster,
+``spark-submit components/data/samples.py --config C --window-start D`` (same code, spark-submit's session).
 Everything heavy stays in Spark (collect_list of structs, array_sort, slice, joins); only counts reach the driver.
 """
 
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -39,7 +39,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config  # noqa: E402
-from components.history import (  # noqa: E402
+from components.data.history import (  # noqa: E402
     HistoryRead,
     empty_events,
     events_by_user,
@@ -47,23 +47,30 @@ from components.history import (  # noqa: E402
     update_history,
     write_state,
 )
-from components.quality import (  # noqa: E402
+from components.data.quality import (  # noqa: E402
     check_bad_fraction,
     clean_events,
     flag_bad_rows,
     quarantined_rows,
     reason_counts,
 )
-from components.sample_stats import window_stats  # noqa: E402
-from components.sources import (  # noqa: E402
+from components.data.sample_stats import window_stats  # noqa: E402
+from components.data.sources import (  # noqa: E402
     event_partitions,
     events_root,
     read_events,
     read_user_features,
     user_features_file,
 )
-from components.spark import HadoopFs, get_spark  # noqa: E402
-from components.vocab import apply_vocab, distinct_values, extend_vocab, is_raw_id, load_vocab, save_vocab  # noqa: E402
+from components.data.spark import HadoopFs, get_spark  # noqa: E402
+from components.data.vocab import (  # noqa: E402
+    apply_vocab,
+    distinct_values,
+    extend_vocab,
+    is_raw_id,
+    load_vocab,
+    save_vocab,
+)
 
 log = logging.getLogger(__name__)
 
@@ -316,10 +323,10 @@ def summary(result: SamplesResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m components.samples`` / ``spark-submit components/samples.py``: build windows, print a summary."""
-    from components.cli import add_window_arguments
+    """``python -m components.data.samples`` / ``spark-submit components/data/samples.py``: build windows, print a summary."""
+    from components.orchestration.cli import add_window_arguments
 
-    parser = argparse.ArgumentParser(prog="components.samples", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="components.data.samples", description=__doc__.splitlines()[0])
     add_window_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per window")
     args = parser.parse_args(argv)

@@ -1,17 +1,17 @@
 """The trainer: DlrmHSTU on the sample windows before the evaluation window, tracked in MLflow (docs/design.md §4.4, §7).
 
-``train(config=..., eval_window=...)`` streams the training windows' samples (``components.loader``: token
+``train(config=..., eval_window=...)`` streams the training windows' samples (``components.training.loader``: token
 budget batches, buffer shuffle, worker processes), steps row-wise Adagrad (or Adam) fused into the backward
 pass for the TorchRec embedding tables and Adam(W) for the dense parameters (linear LR warm-up for both,
 gradient clipping of the dense part, bf16 autocast on GPU, TF32 off unless ``allow_tf32``), checkpoints every
-``checkpoint_every_steps`` and at the end (``components.checkpoint``), evaluates on the evaluation window,
+``checkpoint_every_steps`` and at the end (``components.training.checkpoint``), evaluates on the evaluation window,
 writes ``{work_dir}/runs/<window>/result.json`` and the model state, logs the run to MLflow and registers a
 new model version.
 
 A killed run started again with the same config and windows resumes from its last checkpoint and ends with
 the same final metrics as an uninterrupted run (bit-identical on CPU; GPU atomics may differ in the last bits).
 
-One process needs no launcher; ``torchrun --nproc-per-node N -m components.train --config C --window D``
+One process needs no launcher; ``torchrun --nproc-per-node N -m components.training.train --config C --window D``
 trains data-parallel with TorchRec's DistributedModelParallel (gloo on CPU, nccl on GPU).
 """
 
@@ -34,13 +34,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from components import checkpoint as ckpt
-from components import plots
 from components.config import PipelineConfig, apply_overrides, load_config
-from components.evaluate import EvalResult, evaluate_model
-from components.loader import LoaderPosition, StreamConfig, make_loader, sample_files, sample_tokens
-from components.train_loop import Progress, Trainer, TrainState, init_distributed
-from components.windows import select_training_windows, training_windows
+from components.data.windows import select_training_windows, training_windows
+from components.training import checkpoint as ckpt
+from components.training import plots
+from components.training.evaluate import EvalResult, evaluate_model
+from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_files, sample_tokens
+from components.training.train_loop import Progress, Trainer, TrainState, init_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -162,10 +162,10 @@ def train(*, config: PipelineConfig, eval_window: date, train_windows: list[date
         TrainResult (also written to ``{work_dir}/runs/<window>/result.json``).
     Raises:
         FileNotFoundError: no samples for the windows. TrainingInterrupted: the stop hook fired.
-        components.tracking.TrackingUnavailableError: MLflow unreachable; training finished and its results
+        components.registry.tracking.TrackingUnavailableError: MLflow unreachable; training finished and its results
             were written locally first, and no model version was registered.
     """
-    from components.train_tracking import RunTracker
+    from components.training.train_tracking import RunTracker
 
     t0 = time.perf_counter()
     windows = _windows(config, eval_window, train_windows)
@@ -231,7 +231,7 @@ def _write_local(config: PipelineConfig, window: date, windows: list[date], stat
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m components.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m components.training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--window", required=True, type=date.fromisoformat, help="evaluation window YYYY-MM-DD")
     parser.add_argument("--train-windows", type=int, default=None, help="number of windows before --window")
@@ -248,7 +248,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``torchrun -m components.train`` (and one process without a launcher)."""
+    """Entry point for ``torchrun -m components.training.train`` (and one process without a launcher)."""
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     config = apply_overrides(load_config(args.config), kernel=args.kernel)

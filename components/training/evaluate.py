@@ -4,7 +4,7 @@ Streams the window's samples through the model batch by batch (token budget ``ev
 and keeps only one score, label and user id per candidate and task, so the AUCs are exact (rank based over the
 whole window), not approximated per batch. Calibration per task = mean predicted probability / label rate
 (1.0 is calibrated). References, so reports show model vs baseline (vs oracle): with the training windows
-given, the baseline suite of ``components.baselines`` fitted on their samples and scored on this window's
+given, the baseline suite of ``components.baselines.suite`` fitted on their samples and scored on this window's
 (``baseline_<name>`` and ``baseline_best``, any data); on generated data (``{work_dir}/raw/truth`` exists)
 also the oracle AUC of the true probabilities, computed over all of the window's raw events.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from components.config import PipelineConfig
-from components.loader import StreamConfig, make_loader, sample_files
+from components.training.loader import StreamConfig, make_loader, sample_files
 from hstu_model.config import TaskConfig
 from hstu_model.losses import task_labels
 from hstu_model.metrics import auc, grouped_auc
@@ -162,7 +162,7 @@ def _oracle_aucs(config: PipelineConfig, window: date) -> dict[str, dict[str, fl
 
 def _baseline_aucs(config: PipelineConfig, window: date, train_windows: list[date]) -> dict[str, dict[str, float]]:
     """The baseline suite's AUCs as ``baseline_<name>`` references; {} (and a warning) without samples."""
-    from components.baselines import run_baselines
+    from components.baselines.suite import run_baselines
 
     try:
         return run_baselines(config=config, eval_window=window, train_windows=train_windows).references()
@@ -214,9 +214,9 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
     """Loads a logged or registered model (``models:/NAME/VERSION``, ``models:/NAME@alias``) and evaluates it.
 
     Raises:
-        components.tracking.TrackingUnavailableError: the tracking store is unreachable.
+        components.registry.tracking.TrackingUnavailableError: the tracking store is unreachable.
     """
-    from components.tracking import load_model, resolve_tracking_uri
+    from components.registry.tracking import load_model, resolve_tracking_uri
     from hstu_model.backend import resolve_backend, use_backend
 
     device = _device(config)

@@ -9,7 +9,7 @@ A trial's config is the study's config with the drawn values written into its te
 (:func:`with_params`, like ``components.config.apply_overrides``): it is validated like a file, and its
 resolved text is what the trial's run logs.
 
-MLflow (through ``components.tracking``; this module imports no mlflow): the study is one parent run (params:
+MLflow (through ``components.registry.tracking``; this module imports no mlflow): the study is one parent run (params:
 window, training windows, trials, seed, search space; metric ``tune/objective`` per trial number; the best
 params, value and config). Each trial is an ordinary training run, never registered, nested under it by the
 ``mlflow.parentRunId`` tag and given params ``tune/<name>`` and the metric ``tune/objective``.
@@ -39,9 +39,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from components.config import PipelineConfig, parse_config
-from components.loader import sample_files
+from components.data.windows import select_training_windows
 from components.proto import pipeline_pb2
-from components.tracking import (
+from components.registry.tracking import (
     PARENT_RUN_TAG,
     TrackedRun,
     TrackingTarget,
@@ -49,7 +49,7 @@ from components.tracking import (
     connect,
     start_parent_run,
 )
-from components.windows import select_training_windows
+from components.training.loader import sample_files
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def tune(*, config: PipelineConfig, window: date, trials: int, out: Path | None 
         train_windows: explicit training windows (all before D); default: the config's, as ``hstu train``.
     Returns:
         TuneResult. Raises ValueError when every trial failed (no finite AUC), FileNotFoundError when samples
-        are missing, components.tracking.TrackingUnavailableError when MLflow is unreachable.
+        are missing, components.registry.tracking.TrackingUnavailableError when MLflow is unreachable.
     """
     t0 = time.perf_counter()
     if trials < 1:
@@ -213,7 +213,7 @@ def tune(*, config: PipelineConfig, window: date, trials: int, out: Path | None 
 def _trial(study: optuna.Study, config: PipelineConfig, target: TrackingTarget, parent: TrackedRun, window: date,
            windows: list[date], study_dir: Path) -> TrialOutcome:
     """Draws one set of params, trains with them in a fresh work dir, scores the window and tells the study."""
-    from components.train import train  # torch and the model only load once a trial runs
+    from components.training.train import train  # torch and the model only load once a trial runs
 
     t0 = time.perf_counter()
     trial = study.ask({name: p.distribution for name, p in SEARCH_SPACE.items()})

@@ -1,4 +1,4 @@
-"""Sample windows -> one pandas row per candidate, the input of the baseline suite (``components.baselines``).
+"""Sample windows -> one pandas row per candidate, the input of the baseline suite (``components.baselines.suite``).
 
 A sample (docs/design.md §4.3) is one (user, window) row: contextual ids, a history strictly before the window
 (``uih`` ids, ``uih_action`` bitmasks) and the window's candidates (``candidate`` ids, query times,
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.config import PipelineConfig
-from components.loader import sample_files
+from components.training.loader import sample_files
 from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN
 from hstu_model.config import TaskConfig
 

@@ -1,6 +1,6 @@
 """The five baselines of the suite: each fits on the training windows' candidates and scores the eval window's.
 
-Every scorer takes a ``SuiteData`` (the two candidate frames of ``components.baseline_features``) and returns
+Every scorer takes a ``SuiteData`` (the two candidate frames of ``components.baselines.features``) and returns
 scores float64 ``[M, T]`` (M eval candidates, T tasks in config order); only their ranking matters (AUC).
 
 - popularity: the item's smoothed positive rate over the training candidates (unseen items: the global rate).
@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
-from components.baseline_features import history_prior, history_rate, out_of_window_counts, smoothed
+from components.baselines.features import history_prior, history_rate, out_of_window_counts, smoothed
 from hstu_model.batch import GROUP_COLUMN
 from hstu_model.metrics import auc
 
@@ -41,7 +41,7 @@ class SuiteData:
     """The candidates of the training windows and of the eval window.
 
     Attributes:
-        train, eval: candidate frames (``components.baseline_features.candidate_frame``), N and M rows.
+        train, eval: candidate frames (``components.baselines.features.candidate_frame``), N and M rows.
         y_train: float64 [N, T] 0/1 labels. tasks: T task names. contextual: the contextual feature columns.
     """
 

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.spark import HadoopFs
+from components.data.spark import HadoopFs
 
 RESERVED_ID = 0  # unseen or missing values
 VOCAB_FILE = "vocab/contextual.json"

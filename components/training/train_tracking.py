@@ -1,4 +1,4 @@
-"""What a training run logs to MLflow, through ``components.tracking`` (the only MLflow importer besides the gate).
+"""What a training run logs to MLflow, through ``components.registry.tracking`` (the only MLflow importer besides the gate).
 
 One run per training (tags: ``dag_id``, ``dag_run_id``, ``window``, ``train_windows``, ``resumed_from_step``):
 params (train config, windows), the resolved config text, each window's data statistics JSON, per-step loss
@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from components import plots
 from components.config import PipelineConfig
-from components.tracking import (
+from components.registry.tracking import (
     RegisteredVersion,
     TrackedRun,
     TrackingUnavailableError,
@@ -37,6 +36,7 @@ from components.tracking import (
     register_version,
     start_run,
 )
+from components.training import plots
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pyspark.sql.utils import AnalysisException
 from pyspark.sql.window import Window
 
 from components.config import ACTIONS, ColumnMapping, DataConfig
-from components.spark import HadoopFs
+from components.data.spark import HadoopFs
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from components.config import load_config
-from components.localstack import REPO, airflow_env, stack_dir
+from components.orchestration.localstack import REPO, airflow_env, stack_dir
 
 CONFIG = REPO / "configs" / "small_cpu.config"
 START = date(2022, 4, 8)

@@ -1,4 +1,4 @@
-"""The training step machinery behind ``components.train``: model and optimizers, one step, progress, resume.
+"""The training step machinery behind ``components.training.train``: model and optimizers, one step, progress, resume.
 
 Optimizers (docs/design.md §7, issue 7): the TorchRec embedding tables get their optimizer fused into the backward
 pass (``apply_optimizer_in_backward``: row-wise Adagrad or Adam; under DistributedModelParallel the sharder
@@ -23,9 +23,9 @@ from torchrec.modules.embedding_modules import EmbeddingCollection
 from torchrec.optim import RowWiseAdagrad, apply_optimizer_in_backward
 from torchrec.optim.optimizers import in_backward_optimizer_filter
 
-from components import checkpoint as ckpt
 from components.config import PipelineConfig, TrainConfig
-from components.loader import LoaderPosition
+from components.training import checkpoint as ckpt
+from components.training.loader import LoaderPosition
 from hstu_model.batch import HstuBatch
 from hstu_model.losses import multitask_loss
 from hstu_model.model import build_model

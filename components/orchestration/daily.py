@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import PipelineConfig
-from components.windows import missing_partitions, training_windows
+from components.data.windows import missing_partitions, training_windows
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def plan_windows(*, config: PipelineConfig, eval_window: str) -> dict[str, Any]:
 
 def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[str]:
     """The raw event partitions among ``windows`` that are absent (or empty)."""
-    from components.sources import events_root
+    from components.data.sources import events_root
 
     days = [date.fromisoformat(w) for w in windows]
     return [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
@@ -46,7 +46,7 @@ def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[s
 
 def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str, Any]:
     """Samples of the run's windows, in local Spark (each partition replaced atomically)."""
-    from components.samples import build_samples
+    from components.data.samples import build_samples
 
     results = build_samples(config=config, window_starts=[date.fromisoformat(w) for w in windows])
     return {
@@ -66,8 +66,8 @@ def run_tags(dag_id: str, dag_run_id: str, params: dict[str, Any]) -> dict[str, 
 def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
                      dag_run_id: str) -> dict[str, Any]:
     """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
-    from components.tracking import find_version, model_version_uri
-    from components.train import train
+    from components.registry.tracking import find_version, model_version_uri
+    from components.training.train import train
 
     day, windows = _windows(config, eval_window)
     done = find_version(config, tags={"dag_run_id": dag_run_id, "window": eval_window})
@@ -82,8 +82,8 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
 
 def score_version(config: PipelineConfig, day: date, version: str) -> dict[str, float]:
     """AUC per task of registered ``version`` on window ``day`` (the evaluator of the gate and its task)."""
-    from components.evaluate import evaluate_uri
-    from components.tracking import model_version_uri
+    from components.registry.tracking import model_version_uri
+    from components.training.evaluate import evaluate_uri
 
     uri = model_version_uri(config.promotion.registered_model_name, version)
     return evaluate_uri(model_uri=uri, config=config, window=day).auc
@@ -103,7 +103,7 @@ def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: st
                     tags: dict[str, str]) -> str:
     """The training command a container runs (HSTU_TRAIN_LAUNCHER=docker): torchrun over ``gpus`` GPUs, with
     the run's resolved kernel and windows, and its tags (one shell-quoted string, as DockerOperator takes it)."""
-    cmd = ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "components.train",
+    cmd = ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "components.training.train",
            "--config", config_file, "--window", eval_window, "--train-windows", str(config.data.train_windows),
            "--kernel", config.model.kernel, "--json",
            *[arg for k, v in tags.items() for arg in ("--tag", f"{k}={v}")]]
@@ -112,7 +112,7 @@ def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: st
 
 def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: str) -> str:
     """The version this DAG run's training registered for ``window`` (found by its tags, wherever it ran)."""
-    from components.tracking import find_version
+    from components.registry.tracking import find_version
 
     version = find_version(config, tags={"dag_run_id": dag_run_id, "window": window})
     if version is None:
@@ -124,7 +124,7 @@ def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: st
 def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,
                                      challenger_version: str) -> dict[str, Any]:
     """Scores the new version and the current ``@champion`` with the same evaluator on the same window."""
-    from components.gate import current_aliases
+    from components.registry.gate import current_aliases
 
     day = date.fromisoformat(window)
     champion_version = current_aliases(config).champion
@@ -159,7 +159,7 @@ def gate_challenger(*, config: PipelineConfig, evaluated: dict[str, Any], force:
     the new champion on the same window (with ``score``, default :func:`score_version`) and decides again,
     instead of failing.
     """
-    from components.gate import run_gate
+    from components.registry.gate import run_gate
 
     day = date.fromisoformat(evaluated["window"])
     name = config.promotion.registered_model_name
@@ -215,7 +215,7 @@ def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: 
     reports.mkdir(parents=True, exist_ok=True)
     (reports / f"{window}.md").write_text(text)
     if trained and trained.get("run_id"):
-        from components.tracking import annotate_run
+        from components.registry.tracking import annotate_run
 
         annotate_run(config, trained["run_id"], tags={"hstu.outcome": outcome}, texts={"report.md": text})
     return {"outcome": outcome, "failed": outcome.startswith("failed"), "window": window,

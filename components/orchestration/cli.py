@@ -92,7 +92,7 @@ def _data_oracle(args: argparse.Namespace) -> int:
 
 
 def add_window_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sample job's arguments, shared by ``hstu samples build`` and ``spark-submit components/samples.py``."""
+    """The sample job's arguments, shared by ``hstu samples build`` and ``spark-submit components/data/samples.py``."""
     parser.add_argument("--config", type=Path, required=True, help="pipeline config file (protobuf text format)")
     parser.add_argument("--window-start", type=_date, required=True, help="first window start, YYYY-MM-DD")
     parser.add_argument("--window-end", type=_date, help="exclusive; backfill every window start before it")
@@ -100,7 +100,7 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _samples_build(args: argparse.Namespace) -> int:
-    from components.samples import run, summary
+    from components.data.samples import run, summary
 
     results = run(args)
     if args.json:
@@ -125,9 +125,9 @@ def _model_summary(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from components.baselines import format_table, run_baselines
+    from components.baselines.suite import format_table, run_baselines
     from components.config import load_config
-    from components.windows import select_training_windows, training_windows
+    from components.data.windows import select_training_windows, training_windows
 
     config = load_config(args.config)
     days = config.data.window_days
@@ -147,8 +147,8 @@ def _baselines(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.tune import tune
-    from components.windows import training_windows
+    from components.data.windows import training_windows
+    from components.training.tune import tune
 
     config = load_config(args.config)
     windows = None
@@ -168,8 +168,8 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.daily import score_version
-    from components.gate import run_gate
+    from components.orchestration.daily import score_version
+    from components.registry.gate import run_gate
 
     config = load_config(args.config)
     result = run_gate(config=config, challenger_version=args.version, window=args.window.isoformat(),
@@ -183,7 +183,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.gate import promote
+    from components.registry.gate import promote
 
     change = promote(config=load_config(args.config), version=args.version, force=args.force,
                      actor=args.actor, reason=args.reason)
@@ -195,7 +195,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.gate import rollback
+    from components.registry.gate import rollback
 
     change = rollback(config=load_config(args.config), to_version=args.to, actor=args.actor, reason=args.reason)
     _emit(args, f"{change.model_name}: @champion rolled back {change.before.champion} -> {change.after.champion}",

@@ -1,7 +1,7 @@
 """The baseline suite: five static models scored on the same samples the model sees, any data (docs/design.md §5).
 
 ``run_baselines`` reads the sample partitions of the training windows and of one eval window
-(``components.baseline_features``), fits each baseline of ``components.baseline_models`` on the training
+(``components.baselines.features``), fits each baseline of ``components.baselines.models`` on the training
 windows' candidates, scores every eval candidate and reports the exact AUC per task
 (``hstu_model.metrics.auc``, the evaluator's), plus ``best``: per task the highest baseline and its name.
 
@@ -25,10 +25,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from components.baseline_features import candidate_frame, task_labels
-from components.baseline_models import BASELINES, SuiteData
+from components.baselines.features import candidate_frame, task_labels
+from components.baselines.models import BASELINES, SuiteData
 from components.config import PipelineConfig
-from components.loader import sample_files
+from components.training.loader import sample_files
 from hstu_model.metrics import auc
 
 logger = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from components.config import DataConfig
-from components.quality import clean_events, flag_bad_rows
-from components.sources import event_partitions, events_root, read_events
-from components.spark import HadoopFs
+from components.data.quality import clean_events, flag_bad_rows
+from components.data.sources import event_partitions, events_root, read_events
+from components.data.spark import HadoopFs
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ACTIONS
-from components.samples import SampleNames
+from components.data.samples import SampleNames
 
 _DAY_MS = 86_400_000
 
