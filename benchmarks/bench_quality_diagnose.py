@@ -36,9 +36,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_common import RESULTS  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config, parse_config  # noqa: E402
+from components.data.windows import sample_files  # noqa: E402
 from components.proto import pipeline_pb2  # noqa: E402
 from components.training.evaluate import score_window  # noqa: E402
-from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_files  # noqa: E402
+from components.training.loader import LoaderPosition, StreamConfig, make_loader  # noqa: E402
 from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch  # noqa: E402
 from hstu_model.metrics import auc  # noqa: E402

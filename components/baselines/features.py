@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.config import PipelineConfig
-from components.training.loader import sample_files
+from components.data.windows import sample_files
 from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN
 from hstu_model.config import TaskConfig
 

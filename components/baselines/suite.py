@@ -28,7 +28,7 @@ from typing import Any
 from components.baselines.features import candidate_frame, task_labels
 from components.baselines.models import BASELINES, SuiteData
 from components.config import PipelineConfig
-from components.training.loader import sample_files
+from components.data.windows import sample_files
 from hstu_model.metrics import auc
 
 logger = logging.getLogger(__name__)

@@ -71,6 +71,7 @@ from components.data.vocab import (  # noqa: E402
     load_vocab,
     save_vocab,
 )
+from components.data.windows import add_window_arguments  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +325,6 @@ def summary(result: SamplesResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m components.data.samples`` / ``spark-submit components/data/samples.py``: build windows, print a summary."""
-    from components.orchestration.cli import add_window_arguments
-
     parser = argparse.ArgumentParser(prog="components.data.samples", description=__doc__.splitlines()[0])
     add_window_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per window")

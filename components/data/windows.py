@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -71,3 +73,40 @@ def missing_partitions(root: str, windows: list[date]) -> list[date]:
         if not fs.exists(path) or not fs.ls(path):
             missing.append(day)
     return missing
+
+
+def window_dir(work_dir: str | Path, window: date) -> Path:
+    """``{work_dir}/samples/dt=YYYY-MM-DD``: the sample partition of one window."""
+    return Path(work_dir) / "samples" / f"dt={window.isoformat()}"
+
+
+def sample_files(work_dir: str | Path, windows: Sequence[date]) -> list[Path]:
+    """The Parquet files of the windows' sample partitions, sorted.
+
+    Raises:
+        FileNotFoundError: a window has no partition folder or no Parquet file in it.
+    """
+    files: list[Path] = []
+    for window in windows:
+        folder = window_dir(work_dir, window)
+        found = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+        if not found:
+            raise FileNotFoundError(f"no sample Parquet for window {window} under {folder}; "
+                                    f"run `hstu samples --window {window}` first")
+        files += found
+    return files
+
+
+def _date_argument(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sample job's arguments, shared by ``hstu samples build`` and ``spark-submit components/data/samples.py``."""
+    parser.add_argument("--config", type=Path, required=True, help="pipeline config file (protobuf text format)")
+    parser.add_argument("--window-start", type=_date_argument, required=True, help="first window start, YYYY-MM-DD")
+    parser.add_argument("--window-end", type=_date_argument, help="exclusive; backfill every window start before it")
+    parser.add_argument("--work-dir", help="override data_config.work_dir (where samples and state live)")

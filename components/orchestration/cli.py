@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
+from components.data.windows import add_window_arguments
 from hstu_model.config_text import ConfigError
 
 USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, PermissionError)
@@ -89,14 +90,6 @@ def _data_oracle(args: argparse.Namespace) -> int:
 
 
 # --- samples --------------------------------------------------------------------------------------------
-
-
-def add_window_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sample job's arguments, shared by ``hstu samples build`` and ``spark-submit components/data/samples.py``."""
-    parser.add_argument("--config", type=Path, required=True, help="pipeline config file (protobuf text format)")
-    parser.add_argument("--window-start", type=_date, required=True, help="first window start, YYYY-MM-DD")
-    parser.add_argument("--window-end", type=_date, help="exclusive; backfill every window start before it")
-    parser.add_argument("--work-dir", help="override data_config.work_dir (where samples and state live)")
 
 
 def _samples_build(args: argparse.Namespace) -> int:

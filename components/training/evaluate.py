@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from components.config import PipelineConfig
-from components.training.loader import StreamConfig, make_loader, sample_files
+from components.data.windows import sample_files
+from components.training.loader import StreamConfig, make_loader
 from hstu_model.config import TaskConfig
 from hstu_model.losses import task_labels
 from hstu_model.metrics import auc, grouped_auc

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +31,6 @@ from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN, WATCH_LABEL_COLUMN, Hst
 from hstu_model.config import ModelConfig
 
 logger = logging.getLogger(__name__)
-
-
-def window_dir(work_dir: str | Path, window: date) -> Path:
-    """``{work_dir}/samples/dt=YYYY-MM-DD``: the sample partition of one window."""
-    return Path(work_dir) / "samples" / f"dt={window.isoformat()}"
-
-
-def sample_files(work_dir: str | Path, windows: Sequence[date]) -> list[Path]:
-    """The Parquet files of the windows' sample partitions, sorted.
-
-    Raises:
-        FileNotFoundError: a window has no partition folder or no Parquet file in it.
-    """
-    files: list[Path] = []
-    for window in windows:
-        folder = window_dir(work_dir, window)
-        found = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
-        if not found:
-            raise FileNotFoundError(f"no sample Parquet for window {window} under {folder}; "
-                                    f"run `hstu samples --window {window}` first")
-        files += found
-    return files
 
 
 def sample_columns(config: ModelConfig, labels: bool = True) -> list[str]:

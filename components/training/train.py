@@ -35,11 +35,11 @@ import pyarrow.parquet as pq
 import torch
 
 from components.config import PipelineConfig, apply_overrides, load_config
-from components.data.windows import select_training_windows, training_windows
+from components.data.windows import sample_files, select_training_windows, training_windows
 from components.training import checkpoint as ckpt
 from components.training import plots
 from components.training.evaluate import EvalResult, evaluate_model
-from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_files, sample_tokens
+from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_tokens
 from components.training.train_loop import Progress, Trainer, TrainState, init_distributed
 
 logger = logging.getLogger(__name__)

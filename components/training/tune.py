@@ -39,7 +39,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from components.config import PipelineConfig, parse_config
-from components.data.windows import select_training_windows
+from components.data.windows import sample_files, select_training_windows
 from components.proto import pipeline_pb2
 from components.registry.tracking import (
     PARENT_RUN_TAG,
@@ -49,7 +49,6 @@ from components.registry.tracking import (
     connect,
     start_parent_run,
 )
-from components.training.loader import sample_files
 
 logger = logging.getLogger(__name__)
 

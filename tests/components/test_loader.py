@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from train_data import FIRST_WINDOW, small_config, write_samples
 
+from components.data.windows import sample_files
 from components.training.loader import (
     LoaderPosition,
     StreamConfig,
     make_loader,
     pack_by_tokens,
-    sample_files,
 )
 
 

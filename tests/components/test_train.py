@@ -18,9 +18,9 @@ import torch
 from train_data import REPO, small_config, small_config_text, write_samples
 
 from components.config import parse_config
+from components.data.windows import sample_files
 from components.registry.tracking import TrackingUnavailableError, client_for
 from components.training.evaluate import evaluate_uri
-from components.training.loader import sample_files
 from components.training.train import TrainingInterrupted, train
 from hstu_model.batch import collate
 from hstu_model.model import build_model
