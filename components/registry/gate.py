@@ -104,8 +104,11 @@ class GateDecision:
         return f"{verdict}: " + "; ".join(failed)
 
 
+_NOT_A_TASK = object()  # the champion was trained without this task (a config that added one)
+
+
 def _auc(metrics: Mapping[str, float], task: str) -> float | None:
-    """The task's AUC: key ``task``, else ``auc/<task>`` (None when absent or not a number)."""
+    """The task's AUC: key ``task``, else ``auc/<task>`` (None when not a number)."""
     value = metrics.get(task, metrics.get(f"auc/{task}"))
     try:
         return None if value is None else float(value)
@@ -126,7 +129,8 @@ def _bad(value: float | None, who: str) -> str | None:
 def _check(task: str, rule: TaskRule, new: float | None, old: float | None, has_champion: bool,
            challenger_error: str | None, champion_error: str | None) -> TaskCheck:
     def row(passed: bool, reason: str) -> TaskCheck:
-        return TaskCheck(task, new, old, rule.auc_floor, rule.max_regression, passed, reason)
+        return TaskCheck(task, new, None if old is _NOT_A_TASK else old, rule.auc_floor, rule.max_regression,
+                         passed, reason)
 
     if challenger_error is not None:
         return row(False, f"challenger evaluation failed: {challenger_error}")
@@ -138,6 +142,8 @@ def _check(task: str, rule: TaskRule, new: float | None, old: float | None, has_
         return row(False, f"champion evaluation failed: {champion_error}; cannot compare")
     if not has_champion:
         return row(True, f"AUC {new:.4f} >= floor {rule.auc_floor:.4f} (no champion: floor only)")
+    if old is _NOT_A_TASK:
+        return row(True, f"AUC {new:.4f} >= floor {rule.auc_floor:.4f} (the champion has no such task: floor only)")
     if (why := _bad(old, "champion")) is not None:
         return row(False, f"{why}; cannot compare")
     if new < old - rule.max_regression:
@@ -155,7 +161,8 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
 
     Args:
         challenger: ``{task: auc}`` of the new version (``auc/<task>`` keys accepted); None = evaluation failed.
-        champion: ``{task: auc}`` of the current champion on the same window; None = no champion.
+        champion: ``{task: auc}`` of the current champion on the same window; None = no champion. A gated task
+            the champion has no key for (it was trained without it) is judged on its floor alone.
         rules: the promotion config (``rule(task)`` gives floor and allowed regression) or ``{task: TaskRule}``.
         tasks: the gated tasks; default ``rules.gated_tasks`` (or the mapping's keys). Must not be empty.
         force: promote whatever the verdict; recorded as forced, ``passed`` stays the honest verdict.
@@ -177,8 +184,15 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
     if challenger is None and challenger_error is None:
         challenger_error = "no metrics"
     has_champion = champion is not None or champion_error is not None
+    def champion_auc(task: str):
+        if champion is None:
+            return None
+        if task not in champion and f"auc/{task}" not in champion:
+            return _NOT_A_TASK
+        return _auc(champion, task)
+
     rows = tuple(_check(t, rule_of(t), None if challenger is None else _auc(challenger, t),
-                        None if champion is None else _auc(champion, t), has_champion,
+                        champion_auc(t), has_champion,
                         challenger_error, champion_error) for t in gated)
     return GateDecision(passed=all(r.passed for r in rows), forced=force, has_champion=has_champion, rows=rows,
                         evaluated=challenger_error is None)

@@ -214,6 +214,11 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
                  train_windows: list[date] | None = None) -> EvalResult:
     """Loads a logged or registered model (``models:/NAME/VERSION``, ``models:/NAME@alias``) and evaluates it.
 
+    Every version is scored with its own model config, which it carries (``model.config``: feature groups,
+    table sizes, tasks and their order, history mode): a champion trained before the config changed is still
+    scored as it was trained, and its AUCs are keyed by its own task names, so the gate compares tasks by name.
+    Only the data section (where the window's samples are) and the evaluation settings come from ``config``.
+
     Raises:
         components.registry.tracking.TrackingUnavailableError: the tracking store is unreachable.
     """
@@ -225,5 +230,7 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
     # The kernels the model was trained with may not run here (Triton from a GPU run, scored on a CPU): scoring
     # with the PyTorch twin computes the same function, so it is always allowed (the log says so).
     use_backend(model, resolve_backend(config.model.kernel, device, strict=False))
-    return evaluate_model(model=model.to(device), config=config, window=window, train_windows=train_windows,
+    own = getattr(model, "config", None)
+    scoring = config.replace(model=own) if isinstance(own, type(config.model)) else config
+    return evaluate_model(model=model.to(device), config=scoring, window=window, train_windows=train_windows,
                           model_uri=model_uri)

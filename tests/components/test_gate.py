@@ -90,9 +90,17 @@ def test_no_champion_judges_floors_only():
 
 def test_champion_nan_missing_or_failed_cannot_be_compared():
     assert not decide(GOOD, {"is_click": math.nan, "is_like": 0.7}, RULES).passed
-    assert "champion AUC missing" in _row(decide(GOOD, {"is_click": 0.7}, RULES), "is_like").reason
+    assert "champion AUC missing" in _row(decide(GOOD, {"is_click": 0.7, "is_like": None}, RULES), "is_like").reason
     d = decide(GOOD, None, RULES, champion_error="ValueError: corrupt")
     assert not d.passed and d.has_champion and "champion evaluation failed" in d.rows[0].reason
+
+
+def test_a_task_the_champion_was_not_trained_for_is_judged_on_its_floor():
+    # The config added is_like after the champion was trained: common tasks are compared, the new one floor only.
+    d = decide(GOOD, {"is_click": 0.705}, RULES)
+    assert d.passed and "the champion has no such task: floor only" in _row(d, "is_like").reason
+    assert "champion 0.7050" in _row(d, "is_click").reason and _row(d, "is_like").champion_auc is None
+    assert not decide({"is_click": 0.70, "is_like": 0.55}, {"is_click": 0.705}, RULES).passed  # below its floor
 
 
 def test_force_promotes_but_is_recorded_as_a_failed_verdict():

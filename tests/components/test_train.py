@@ -3,6 +3,7 @@ fresh process, kill-and-resume equivalence, a tracking server that is down, and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -126,6 +127,20 @@ def test_evaluate_uri_reproduces_the_trainers_metrics(trained):
     again = evaluate_uri(model_uri=result.model_uri, config=config, window=dates[-1])
     assert again.auc["is_click"] == pytest.approx(result.metrics["eval/is_click/auc"], abs=1e-9)
     assert again.tasks["is_like"].grouped_auc == pytest.approx(result.metrics["eval/is_like/grouped_auc"], abs=1e-9)
+
+
+def test_a_version_is_scored_with_its_own_config_after_the_config_changed(trained):
+    """The champion was trained with tasks (is_click, is_like) and a 512-row video table; today's config has the
+    tasks in the other order, a new task and a bigger table. The version is still scored as it was trained."""
+    config, dates, result = trained
+    tasks = (*reversed(config.model.tasks), dataclasses.replace(config.model.tasks[0], task_name="is_follow",
+                                                               task_bitmask=4))
+    tables = tuple(dataclasses.replace(t, num_embeddings=2 * t.num_embeddings) for t in config.model.embedding_tables)
+    changed = config.replace(model=dataclasses.replace(config.model, tasks=tasks, embedding_tables=tables))
+    again = evaluate_uri(model_uri=result.model_uri, config=changed, window=dates[-1])
+    assert list(again.tasks) == ["is_click", "is_like"]  # its own tasks, by name
+    assert again.auc["is_click"] == pytest.approx(result.metrics["eval/is_click/auc"], abs=1e-9)
+    assert again.auc["is_like"] == pytest.approx(result.metrics["eval/is_like/auc"], abs=1e-9)
 
 
 def _train_without_server(work: Path, dates, **kwargs):
