@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_inputs import DEVICE, attention_inputs, offsets_of
+from kernel_inputs import DEVICE, attention_inputs, compare_with_twin, offsets_of
 
 from kernels import hstu_attention
 from kernels.hstu_attention import BACKWARD_CONFIGS, FORWARD_CONFIGS, launch_config
@@ -15,21 +15,8 @@ LENGTHS = [5, 0, 1, 37, 200]
 MAX_LEN = 200
 
 
-def _run(fn, q, k, v, offsets, grad_out, **kwargs):
-    out = fn(q, k, v, offsets, MAX_LEN, alpha=0.25, **kwargs)
-    grads = torch.autograd.grad(out, (q, k, v), grad_out)
-    return out, grads
-
-
 def _compare_with_twin(kwargs, heads=2, dim_qk=32, dim_v=48, lengths=LENGTHS, seed=0):
-    q, k, v, offsets = attention_inputs(lengths, heads, dim_qk, dim_v, seed=seed, device=DEVICE)
-    kwargs = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
-    grad_out = torch.randn(q.shape[0], heads, dim_v, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE)
-    out, grads = _run(hstu_attention, q, k, v, offsets, grad_out, **kwargs)
-    ref, ref_grads = _run(hstu_attention_ref, q, k, v, offsets, grad_out, **kwargs)
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    for name, got, want in zip("qkv", grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"d{n}: {m}")
+    compare_with_twin(kwargs, lengths=lengths, max_len=MAX_LEN, heads=heads, dim_qk=dim_qk, dim_v=dim_v, seed=seed)
 
 
 CASES = {

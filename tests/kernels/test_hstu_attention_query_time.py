@@ -11,7 +11,7 @@ import random
 
 import pytest
 import torch
-from kernel_inputs import DEVICE, attention_inputs, offsets_of
+from kernel_inputs import DEVICE, attention_inputs, compare_with_twin, offsets_of, run_with_grads
 
 from kernels import hstu_attention
 from kernels.hstu_attention_ref import dense_mask, hstu_attention_ref
@@ -110,19 +110,12 @@ MAX_LEN = 200
 
 
 def _run(fn, q, k, v, offsets, grad_out, **kwargs):
-    out = fn(q, k, v, offsets, MAX_LEN, alpha=0.25, **kwargs)
-    return out, torch.autograd.grad(out, (q, k, v), grad_out)
+    return run_with_grads(fn, q, k, v, offsets, grad_out, MAX_LEN, **kwargs)
 
 
 def _compare_with_twin(kwargs, lengths=LENGTHS, targets=TARGETS, heads=1, dim_qk=16, dim_v=32, seed=0):
-    q, k, v, offsets = attention_inputs(lengths, heads, dim_qk, dim_v, seed=seed, device=DEVICE)
-    kwargs = {"num_targets": torch.tensor(targets, device=DEVICE), "query_time": True, **kwargs}
-    grad_out = torch.randn(q.shape[0], heads, dim_v, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE)
-    out, grads = _run(hstu_attention, q, k, v, offsets, grad_out, **kwargs)
-    ref, ref_grads = _run(hstu_attention_ref, q, k, v, offsets, grad_out, **kwargs)
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
-    for name, got, want in zip("qkv", grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"d{n}: {m}")
+    compare_with_twin({"num_targets": torch.tensor(targets), "query_time": True, **kwargs}, lengths=lengths,
+                      max_len=MAX_LEN, heads=heads, dim_qk=dim_qk, dim_v=dim_v, seed=seed)
 
 
 CASES = {
