@@ -63,12 +63,12 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """A short fixed-width table of the rows (CLI output)."""
-    print(f"{'op':<18}{'backend':<9}{'mode':<9}{'shape':<28}{'p50 ms':>10}{'TFLOP/s':>9}{'GB/s':>8}{'peak MiB':>10}")
+    print(f"{'op':<18}{'backend':<11}{'mode':<9}{'shape':<28}{'p50 ms':>10}{'TFLOP/s':>9}{'GB/s':>8}{'peak MiB':>10}")
     for r in rows:
         shape = ",".join(f"{k}={v}" for k, v in r["shape"].items() if k in ("N", "B", "H", "D", "L", "dtype"))
         p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.3f}"
         tf = "-" if r["tflops"] is None else f"{r['tflops']:.0f}"
         gbs = "-" if r.get("gb_per_s") is None else f"{r['gb_per_s']:.0f}"
         peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
-        print(f"{r['op']:<18}{r['backend']:<9}{r['mode']:<9}{shape[:27]:<28}{p50:>10}{tf:>9}{gbs:>8}{peak:>10}"
+        print(f"{r['op']:<18}{r['backend']:<11}{r['mode']:<9}{shape[:27]:<28}{p50:>10}{tf:>9}{gbs:>8}{peak:>10}"
               f" {r.get('note', '')}")

@@ -9,8 +9,13 @@ mask (query_time=True, the last min(T, U) history tokens are the candidates' own
 after the window-start mask (T defaults to 64 then), so both masks are compared in one run. Rows record
 "num_targets" and "query_time".
 
+--compare also times torch's scaled_dot_product_attention with the cuDNN and the flash backends in the same
+process: causal softmax attention on the batch padded to [B, H, N, D] (SDPA takes no jagged input), charged the
+same jagged FLOPs as ours, so TFLOP/s read as inverse times. Only without candidates (a causal mask both have).
+
     python benchmarks/bench_hstu_attention.py --n 1024 2048 4096 8192 --out benchmarks/results/hstu_attention.json
     python benchmarks/bench_hstu_attention.py --n 1024 2048 4096 8192 --query-time --modes fwd+bwd
+    python benchmarks/bench_hstu_attention.py --n 1024 4096 8192 --compare
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ import argparse
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from bench_common import RESULTS, append_rows, peak_mib, print_table, row, time_ms
 
 from kernels import hstu_attention
 from kernels.hstu_attention_ref import hstu_attention_ref
+
+try:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError:  # older torch: --compare is unavailable
+    SDPBackend = sdpa_kernel = None
 
 
 def _inputs(batch, n, heads, dim, dtype, seed):
@@ -55,6 +66,20 @@ def _check(n, heads, dim, num_targets=0, query_time=False):
     return err
 
 
+def _sdpa(backend):
+    """torch SDPA on one backend as a drop-in for hstu_attention's signature (q, k, v: [B, H, N, D], padded)."""
+    def fn(q, k, v, offsets, n, *, alpha):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=alpha)
+    return fn
+
+
+def _padded(batch, n, heads, dim):
+    q, k, v = (torch.randn(batch, heads, n, dim, device="cuda", dtype=torch.bfloat16).requires_grad_()
+               for _ in range(3))
+    return q, k, v
+
+
 def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode, mask):
     def forward():
         return fn(q, k, v, offsets, n, alpha=dim ** -0.5, **mask)
@@ -62,7 +87,7 @@ def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode, mask):
     if mode == "fwd":
         call = forward
     else:
-        grad = torch.randn(q.shape[0], q.shape[1], v.shape[2], device="cuda", dtype=q.dtype)
+        grad = torch.randn_like(forward())
 
         def call():
             torch.autograd.grad(forward(), (q, k, v), grad)
@@ -70,6 +95,23 @@ def _bench_one(fn, q, k, v, offsets, n, dim, flops_fwd, mode, mask):
     times = time_ms(call)
     flops = flops_fwd * (1.0 if mode == "fwd" else 3.5)
     return times, flops / (times[1] * 1e-3) / 1e12, peak_mib(call)
+
+
+def _compare(args, n, shape, flops_fwd) -> list[dict]:
+    """SDPA rows (cuDNN, flash) for one N: a fresh padded batch, the causal mask, our FLOP count."""
+    rows = []
+    q, k, v = _padded(args.batch, n, args.heads, args.dim)
+    for name, backend in (("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa_flash", SDPBackend.FLASH_ATTENTION)):
+        for mode in args.modes:
+            try:
+                times, tflops, peak = _bench_one(_sdpa(backend), q, k, v, None, n, args.dim, flops_fwd, mode, {})
+                rows.append(row("hstu_attention", name, mode, shape, times, tflops, peak, note=args.note,
+                                num_targets=0, query_time=False, padded_to=n))
+            except (RuntimeError, torch.OutOfMemoryError) as exc:  # a backend unavailable for this shape
+                rows.append(row("hstu_attention", name, mode, shape, None, None, None, num_targets=0,
+                                query_time=False, note=f"failed: {str(exc).splitlines()[0][:120]}"))
+            torch.cuda.empty_cache()
+    return rows
 
 
 def main() -> None:
@@ -84,6 +126,8 @@ def main() -> None:
                         help="candidates per sequence (default: none, or 64 with --query-time)")
     parser.add_argument("--query-time", action="store_true",
                         help="also time the query-time mask (query_time=True) after the window-start mask")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time torch SDPA (cuDNN, flash) on the same batch padded to N (causal only)")
     parser.add_argument("--note", default="", help="free text stored with each row (the kernel version)")
     parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention.json")
     args = parser.parse_args()
@@ -91,6 +135,8 @@ def main() -> None:
     if args.query_time and num_targets < 1:
         parser.error("--query-time needs candidates: --num-targets >= 1")
     query_times = (False, True) if args.query_time else (False,)
+    if args.compare and (num_targets or sdpa_kernel is None):
+        parser.error("--compare needs torch.nn.attention.sdpa_kernel and no candidates (a plain causal mask)")
     rows = []
     for n in args.n:
         errs = {qt: _check(n, args.heads, args.dim, num_targets, qt) for qt in query_times}
@@ -112,6 +158,8 @@ def main() -> None:
                         rows.append(row("hstu_attention", backend, mode, shape, None, None, None, note="OOM",
                                         **extra))
                     torch.cuda.empty_cache()
+        if args.compare:
+            rows += _compare(args, n, shape, flops_fwd)
     append_rows(args.out, rows)
     for query_time in query_times:
         print(f"num_targets={num_targets} query_time={query_time}")

@@ -54,6 +54,7 @@ from components.data.quality import (  # noqa: E402
     quarantined_rows,
     reason_counts,
 )
+from components.data.sample_names import SampleNames  # noqa: E402
 from components.data.sample_stats import window_stats  # noqa: E402
 from components.data.sources import (  # noqa: E402
     event_partitions,
@@ -74,32 +75,6 @@ from components.data.vocab import (  # noqa: E402
 from components.data.windows import add_window_arguments  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SampleNames:
-    """Output column names, from the config's feature groups (defaults: docs/design.md §4.3 names)."""
-
-    contextual: tuple[str, ...] = ("user_id",)
-    video_id: str = "video_id"
-    action_weight: str = "action_weight"
-    watch_time: str = "watch_time"
-    action_timestamp: str = "action_timestamp"
-    item_video_id: str = "item_video_id"
-    item_query_time: str = "item_query_time"
-    item_action_weight: str = "item_action_weight"
-    item_watch_time: str = "item_watch_time"
-
-    @classmethod
-    def from_config(cls, config: PipelineConfig) -> SampleNames:
-        g = config.model.feature_groups
-        first = lambda names, default: names[0] if names else default  # noqa: E731
-        labels = [t.label_name for t in config.model.tasks if t.label_name]
-        ctx = tuple(g.contextual) if "user_id" in g.contextual else ("user_id", *g.contextual)
-        return cls(ctx, first(g.uih, "video_id"), first(g.uih_action, "action_weight"),
-                   first(g.uih_watchtime, "watch_time"), first(g.uih_timestamp, "action_timestamp"),
-                   first(g.candidate, "item_video_id"), first(g.candidate_timestamp, "item_query_time"),
-                   labels[0] if labels else "item_action_weight", "item_watch_time")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ACTIONS
-from components.data.samples import SampleNames
+from components.data.sample_names import SampleNames
 
 _DAY_MS = 86_400_000
 
@@ -73,6 +73,8 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
     events = events[reasons_ref(events).isna()].sort_values(["user_id", "time_ms", "video_id"])
     lo, hi = _ms(window_start), _ms(window_start + timedelta(days=window_days))
     ctx_columns = [c for c in names.contextual if c != "user_id"]
+    by_user = ({} if contextual is None else
+               {int(r["user_id"]): r for r in contextual.drop_duplicates("user_id").to_dict("records")})
     rows = []
     for user, group in events.groupby("user_id", sort=True):
         inside = group[(group["time_ms"] >= lo) & (group["time_ms"] < hi)]
@@ -84,8 +86,7 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
             hist = pd.concat([hist, cand])
         row = {"user_id": int(user)}
         for c in ctx_columns:
-            match = contextual[contextual["user_id"] == user] if contextual is not None else None
-            row[c] = int(match[c].iloc[0]) if match is not None and len(match) else 0
+            row[c] = int(by_user[user][c]) if user in by_user else 0
         row[names.video_id] = hist["video_id"].astype(np.int64).tolist()
         row[names.action_weight] = hist["action_weight"].astype(np.int64).tolist()
         row[names.watch_time] = (hist["play_time_ms"] / 1000.0).tolist()

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.data.samples import SampleNames, build_samples
+from components.data.sample_names import SampleNames
+from components.data.samples import build_samples
 from components.data.samples_ref import build_samples_ref
 from tests.components.event_logs import (
     CONTEXTUAL,
