@@ -43,6 +43,7 @@ from components.training.loader import LoaderPosition, StreamConfig, make_loader
 from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch  # noqa: E402
 from hstu_model.metrics import auc  # noqa: E402
+from hstu_model.positional import segment_index  # noqa: E402
 
 
 def _edit(config: PipelineConfig, change: Callable[[pipeline_pb2.PipelineConfig], None]) -> PipelineConfig:
@@ -74,6 +75,19 @@ def _planted_comment(batch: HstuBatch) -> HstuBatch:
     per_candidate = torch.repeat_interleave(commented, batch.candidate_lengths)  # [C]
     labels = (batch.labels & ~comment) | torch.where(per_candidate, comment, 0)
     return dataclasses.replace(batch, labels=labels)
+
+
+def _last_events(keep: int) -> Callable[[HstuBatch], HstuBatch]:
+    """Each sample's history cut to its last ``keep`` events (with query-time history the window's own events
+    stay: they are the last ones): every window then sees histories of one length distribution."""
+    def transform(batch: HstuBatch) -> HstuBatch:
+        sample, index = segment_index(batch.uih_lengths, batch.uih_action.numel())
+        kept = index >= (batch.uih_lengths - keep)[sample]
+        return dataclasses.replace(batch, uih_ids={f: v[kept] for f, v in batch.uih_ids.items()},
+                                   uih_action=batch.uih_action[kept], uih_watchtime=batch.uih_watchtime[kept],
+                                   uih_timestamp=batch.uih_timestamp[kept],
+                                   uih_lengths=batch.uih_lengths.clamp(max=keep))
+    return transform
 
 
 def _hstu(msg):
@@ -128,6 +142,7 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         "summary": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "history_summary", True)], None),
         "no_summary": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "history_summary", False)], None),
         "id_bias": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "id_bias", True)], None),
+        "no_id_bias": ([lambda m: setattr(m.model_config.dlrm_hstu.fusion_mtl_tower, "id_bias", False)], None),
         "no_stu": ([lambda m: setattr(_hstu(m), "attn_num_layers", 0)], None),
         "context_only": ([], _no_history),
         "history_only": ([], _no_contextual),
@@ -150,6 +165,8 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         return [_set(numeric[key], int(value) if as_int else float(value))], None
     if key == "tower_dropout":
         return [lambda m: m.model_config.dlrm_hstu.fusion_mtl_tower.mlp.dropout_ratio.append(float(value))], None
+    if key == "history":  # the last N history events only
+        return [], _last_events(int(value))
     if key == "no_user_id":  # the user's id leaves the contextual tokens (its features stay)
         return [_drop_contextual("user_id")], None
     if key in ("video_dim", "user_dim"):
