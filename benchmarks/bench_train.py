@@ -72,6 +72,8 @@ def synthetic_batches(config: PipelineConfig, n: int, budget: int, uih_mean: flo
                       max_cand: int, rng: np.random.Generator) -> list[HstuBatch]:
     """``n`` batches of synthetic samples packed to ``budget`` tokens (history lengths log-normal)."""
     g, k = config.model.feature_groups, len(config.model.feature_groups.contextual)
+    # Ids drawn as table rows: the timing does not depend on which rows, and collate needs no vocabulary.
+    rows_of = {f: t.num_embeddings for t in config.model.embedding_tables for f in t.feature_names}
     cap = min(max_uih, sequence_budget(config.model) - max_cand)
     batches = []
     t0 = 1_700_000_000
@@ -83,14 +85,14 @@ def synthetic_batches(config: PipelineConfig, n: int, budget: int, uih_mean: flo
             if used + k + u + c > budget and rows:
                 break
             used += k + u + c
-            row_ = {f: int(rng.integers(0, 1 << 30)) for f in g.contextual}
-            row_.update({g.uih[0]: rng.integers(0, 1 << 30, u), g.uih_action[0]: rng.integers(0, 256, u),
+            row_ = {f: int(rng.integers(0, rows_of[f])) for f in g.contextual}
+            row_.update({g.uih[0]: rng.integers(0, rows_of[g.uih[0]], u), g.uih_action[0]: rng.integers(0, 256, u),
                          g.uih_watchtime[0]: rng.random(u) * 60,
                          g.uih_timestamp[0]: np.sort(t0 - rng.integers(0, 86400 * 30, u)),
-                         g.candidate[0]: rng.integers(0, 1 << 30, c),
+                         g.candidate[0]: rng.integers(0, rows_of[g.candidate[0]], c),
                          g.candidate_timestamp[0]: np.sort(t0 + rng.integers(0, 86400, c)),
                          "item_action_weight": rng.integers(0, 256, c), "item_watch_time": rng.random(c) * 60,
-                         "user_id": int(rng.integers(0, 1 << 30))})
+                         "user_id": int(rng.integers(0, rows_of["user_id"]))})
             rows.append(row_)
         batches.append(collate(rows, config.model))
     return batches

@@ -19,7 +19,7 @@ from hstu_model.config_text import ConfigError, FieldLines, parse_text
 from hstu_model.proto import model_pb2
 
 ACTIONS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view", "is_profile_enter")
-# Table sizes when neither the config nor the data's statistics give one (ids are taken modulo the size).
+# Vocabulary sizes (rows, row 0 reserved) of tables no feature_configs entry sizes (docs/design.md §3).
 DEFAULT_ID_BUCKETS = {"user_id": 100_000, "video_id": 100_000}
 DEFAULT_CATEGORICAL_BUCKETS = 1024
 DEFAULT_SEQUENCE_EMBEDDING_DIM = 64
@@ -27,7 +27,7 @@ DEFAULT_SEQUENCE_EMBEDDING_DIM = 64
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """One id feature: table size (``num_buckets`` exact vocabulary, else hashed) and embedding dim."""
+    """One id feature: table rows (``num_buckets``: exact vocabulary; ``hashed``: stable hash) and embedding dim."""
 
     feature_name: str
     num_buckets: int
@@ -264,6 +264,9 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
         f = fc.id_feature
         if f.num_buckets and f.hash_bucket_size:  # (0 is "unset": the resolved text shows both fields)
             raise fail(f"feature_configs[{i}].id_feature.hash_bucket_size", "give num_buckets or hash_bucket_size, not both")
+        if f.feature_name in given:
+            raise fail(f"feature_configs[{i}].id_feature.feature_name",
+                       f"{f.feature_name!r} is configured twice (also feature_configs[{given[f.feature_name][0]}])")
         given[f.feature_name] = (i, f)
     groups = model.feature_groups
     id_features = [*groups.contextual, *groups.uih, *groups.candidate]
@@ -272,21 +275,45 @@ def _features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail) -> tup
         name = sorted(unknown)[0]
         raise fail(f"feature_configs[{given[name][0]}].id_feature.feature_name",
                    f"{name!r} is in no feature group of model_config")
+    # A table's size, mapping and dim come from its configured features (which must agree); a feature without
+    # an entry reads its table as configured, else the defaults (an exact vocabulary, docs/design.md §4.3).
+    settings: dict[str, tuple[tuple[int, int, bool], str, int]] = {}
+    for name in [n for n in id_features if n in given]:
+        i, f = given[name]
+        path = f"feature_configs[{i}].id_feature"
+        if f.num_buckets == 1:
+            raise fail(f"{path}.num_buckets", "must be >= 2 (row 0 is reserved for unseen ids), got 1")
+        table = f.embedding_name or _default_table(name, groups)
+        size, dim = _default_table_shape(table)
+        mine = (f.num_buckets or f.hash_bucket_size or size, f.embedding_dim if f.HasField("embedding_dim") else dim,
+                bool(f.hash_bucket_size))
+        first = settings.setdefault(table, (mine, name, i))
+        if first[0] != mine:
+            raise fail(path, f"{name!r} shares table {table!r} with {first[1]!r} (feature_configs[{first[2]}]) but "
+                             f"asks for {_describe(mine)} instead of {_describe(first[0])}; a table has one size, "
+                             "mapping and embedding_dim")
     out = []
     for name in id_features:
-        sequence = name not in groups.contextual
-        # History and candidates share a table per video feature: item_video_id reads video_id's rows.
-        table = name.removeprefix("item_") if sequence else name
-        default_size = DEFAULT_ID_BUCKETS.get(table, DEFAULT_CATEGORICAL_BUCKETS)
-        default_dim = DEFAULT_SEQUENCE_EMBEDDING_DIM if table == "video_id" else 16
-        if name in given:
-            f = given[name][1]
-            size = f.num_buckets or f.hash_bucket_size or default_size
-            out.append(FeatureConfig(name, size, f.embedding_dim if f.HasField("embedding_dim") else default_dim,
-                                     f.embedding_name or table, not f.num_buckets))
-        else:
-            out.append(FeatureConfig(name, default_size, default_dim, table, True))
+        table = (given[name][1].embedding_name if name in given else "") or _default_table(name, groups)
+        size, dim, hashed = settings[table][0] if table in settings else (*_default_table_shape(table), False)
+        out.append(FeatureConfig(name, size, dim, table, hashed))
     return tuple(out)
+
+
+def _default_table(feature: str, groups) -> str:
+    # History and candidates share a table per video feature: item_video_id reads video_id's rows.
+    return feature if feature in groups.contextual else feature.removeprefix("item_")
+
+
+def _default_table_shape(table: str) -> tuple[int, int]:
+    """(rows, embedding_dim) of a table no feature_configs entry sizes."""
+    dim = DEFAULT_SEQUENCE_EMBEDDING_DIM if table == "video_id" else 16
+    return DEFAULT_ID_BUCKETS.get(table, DEFAULT_CATEGORICAL_BUCKETS), dim
+
+
+def _describe(settings: tuple[int, int, bool]) -> str:
+    size, dim, hashed = settings
+    return f"{'hash_bucket_size' if hashed else 'num_buckets'} {size}, embedding_dim {dim}"
 
 
 def _check_deliverable(msg: pipeline_pb2.PipelineConfig, fail) -> None:
@@ -301,12 +328,13 @@ def _check_deliverable(msg: pipeline_pb2.PipelineConfig, fail) -> None:
 
 
 def embedding_tables(features: tuple[FeatureConfig, ...]) -> tuple[EmbeddingTableConfig, ...]:
-    """Groups features by ``embedding_name`` into tables (the first feature of a table sets its size)."""
+    """Groups features by ``embedding_name`` into tables (``_features`` made a table's features agree)."""
     tables: dict[str, EmbeddingTableConfig] = {}
     for f in features:
         t = tables.get(f.embedding_name)
         if t is None:
-            tables[f.embedding_name] = EmbeddingTableConfig(f.embedding_name, f.num_buckets, f.embedding_dim, (f.feature_name,))
+            tables[f.embedding_name] = EmbeddingTableConfig(f.embedding_name, f.num_buckets, f.embedding_dim,
+                                                            (f.feature_name,), f.hashed)
         else:
             tables[f.embedding_name] = dataclasses.replace(t, feature_names=t.feature_names + (f.feature_name,))
     return tuple(tables.values())

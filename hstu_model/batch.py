@@ -4,7 +4,8 @@ One sample = one (user, window) row: contextual ids (one per feature), a history
 ``T_b`` candidates. Sequences are kept jagged: values concatenated over the batch plus ``lengths [B]``;
 offsets are derived (``offsets [B+1]``, int64). Nothing is padded.
 
-Id columns are hashed into their table by ``id % num_embeddings`` here, so the model only sees valid rows.
+Raw ids become table rows here, through the model's ``IdRows`` (vocabulary or stable hash, never a modulo), so
+the model only sees valid rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from hstu_model.config import ModelConfig
+from hstu_model.id_rows import IdRows
 
 LABEL_COLUMN = "item_action_weight"
 WATCH_LABEL_COLUMN = "item_watch_time"
@@ -34,11 +36,11 @@ class HstuBatch:
     """A batch of B samples in jagged form (all tensors on one device).
 
     Attributes:
-        contextual: feature -> int64 [B] hashed ids, one token per feature (config order).
-        uih_ids: uih feature -> int64 [U] hashed ids; U = uih_lengths.sum().
+        contextual: feature -> int64 [B] table rows, one token per feature (config order).
+        uih_ids: uih feature -> int64 [U] table rows; U = uih_lengths.sum().
         uih_action: int64 [U] action bitmask; uih_watchtime: float32 [U] seconds;
         uih_timestamp: int64 [U] epoch seconds; uih_lengths: int64 [B].
-        candidate_ids: candidate feature -> int64 [C] hashed ids; C = candidate_lengths.sum().
+        candidate_ids: candidate feature -> int64 [C] table rows; C = candidate_lengths.sum().
         candidate_timestamp: int64 [C] query time, epoch seconds; candidate_lengths: int64 [B].
         labels: int64 [C] action bitmask of each candidate, or None (inference).
         watch_time: float32 [C] watch time label, or None.
@@ -93,11 +95,10 @@ class HstuBatch:
         return HstuBatch(**{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
-def _table_sizes(config: ModelConfig) -> dict[str, int]:
+def _check_tables(config: ModelConfig) -> None:
     if not config.embedding_tables:
         raise ValueError("ModelConfig.embedding_tables is empty: fill it from the pipeline config "
                          "(components.config.load_config) before collating or building the model")
-    return {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
 
 
 class _Columns:
@@ -156,24 +157,27 @@ def _same_lengths(cols: _Columns, names: Sequence[str], lengths: np.ndarray, wha
                              f"has {lengths[bad[0]]}; all {what} columns of a row must have one entry per event")
 
 
-def _hashed(values: np.ndarray, size: int) -> torch.Tensor:
-    return torch.from_numpy(np.remainder(values, size).astype(np.int64))
-
-
-def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig) -> HstuBatch:
+def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig, id_rows: IdRows | None = None) -> HstuBatch:
     """Builds an ``HstuBatch`` from user-window sample rows (list of dicts, or a pyarrow Table/RecordBatch).
 
     Column names come from ``config.feature_groups``; labels (``item_action_weight``) and ``item_watch_time``
-    are optional (None at inference). Ids are hashed into their table by ``id % num_embeddings``.
+    are optional (None at inference). Raw ids become rows through ``id_rows`` (the model's vocabularies and
+    hashed tables); without it, ids of vocabulary tables must already be rows and hashed tables are hashed.
 
     Raises:
-        ValueError: a missing column, mismatched list lengths, or a sample longer than ``max_seq_len``.
+        ValueError: a missing column, mismatched list lengths, a sample longer than ``max_seq_len``, or (no
+            ``id_rows``) an id outside its vocabulary table.
     """
     cols = _Columns(rows)
     if cols.num_rows == 0:
         raise ValueError("collate got no sample rows")
-    groups, sizes = config.feature_groups, _table_sizes(config)
-    contextual = {f: _hashed(cols.scalar(f, np.int64), sizes[f]) for f in groups.contextual}
+    _check_tables(config)
+    groups, mapping = config.feature_groups, id_rows or IdRows(config, None)
+
+    def table_rows(feature: str, ids: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(mapping.rows(feature, ids))
+
+    contextual = {f: table_rows(f, cols.scalar(f, np.int64)) for f in groups.contextual}
     uih_ids, cand_ids = {}, {}
     _, uih_len = cols.jagged(groups.uih[0], np.int64)
     _, cand_len = cols.jagged(groups.candidate[0], np.int64)
@@ -181,9 +185,9 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig) -> Hst
                   uih_len, "history")
     _same_lengths(cols, [*groups.candidate, *groups.candidate_timestamp], cand_len, "candidate")
     for f in groups.uih:
-        uih_ids[f] = _hashed(cols.jagged(f, np.int64)[0], sizes[f])
+        uih_ids[f] = table_rows(f, cols.jagged(f, np.int64)[0])
     for f in groups.candidate:
-        cand_ids[f] = _hashed(cols.jagged(f, np.int64)[0], sizes[f])
+        cand_ids[f] = table_rows(f, cols.jagged(f, np.int64)[0])
     tokens = len(groups.contextual) + uih_len + cand_len
     too_long = np.flatnonzero(tokens > config.max_seq_len)
     if too_long.size:

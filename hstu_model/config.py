@@ -111,6 +111,8 @@ class EmbeddingTableConfig:
     num_embeddings: int
     embedding_dim: int
     feature_names: tuple[str, ...]
+    # False: an exact vocabulary, row 0 reserved for unseen ids; True: stable hashing (hstu_model/id_rows.py).
+    hashed: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 ``InferenceModule.forward`` takes, in order (B samples, U history events, C candidates):
 
-    contextual_ids      int64 [B, K]     hashed ids, one column per contextual feature (config order)
+    contextual_ids      int64 [B, K]     table rows (IdRows), one column per contextual feature (config order)
     uih_offsets         int64 [B+1]
-    uih_ids             int64 [U, Fu]    hashed ids, one column per uih feature
+    uih_ids             int64 [U, Fu]    table rows, one column per uih feature
     uih_action          int64 [U]
     uih_watchtime       float32 [U]
     uih_timestamp       int64 [U]

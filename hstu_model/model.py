@@ -25,6 +25,7 @@ from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings, build_embeddings
 from hstu_model.history_summary import history_summary
 from hstu_model.id_bias import IdBias
+from hstu_model.id_rows import IdRows
 from hstu_model.positional import PositionalEncoder, segment_index
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
@@ -73,6 +74,9 @@ class DlrmHSTU(nn.Module):
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
         self.id_bias = id_bias
+        # The raw id -> row mapping the model was trained with; set by the trainer and pickled with the model,
+        # so a version scored later reads its own rows (None: batches hold rows already).
+        self.id_rows: IdRows | None = None
 
     def _lookup(self, batch: HstuBatch) -> dict[str, torch.Tensor]:
         ones = torch.ones_like(batch.uih_lengths)

@@ -12,6 +12,7 @@ events (their real actions), which the model shows each candidate only from the 
     history/v2/dt=YYYY-MM-DD/   per-user history state of events before that day (see history.py)
     stats/dt=YYYY-MM-DD.json    counts, history length percentiles, label rates, quarantined rows by reason
     vocab/contextual.json       the stable categorical id mapping (see vocab.py)
+    vocab/ids.json              the id features' exact vocabularies, raw id -> embedding row (see id_vocab.py)
 
 Run it as ``python -m components.data.samples --config C --window-start D`` or, on a cluster,
 ``spark-submit components/data/samples.py --config C --window-start D`` (same code, spark-submit's session).
@@ -34,6 +35,7 @@ import uuid  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 
+import numpy as np  # noqa: E402
 from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
@@ -47,6 +49,7 @@ from components.data.history import (  # noqa: E402
     update_history,
     write_state,
 )
+from components.data.id_vocab import extend_ids, load_id_vocab, save_id_vocab, vocabulary_tables  # noqa: E402
 from components.data.quality import (  # noqa: E402
     check_bad_fraction,
     clean_events,
@@ -55,7 +58,7 @@ from components.data.quality import (  # noqa: E402
     reason_counts,
 )
 from components.data.sample_names import SampleNames  # noqa: E402
-from components.data.sample_stats import window_stats  # noqa: E402
+from components.data.sample_stats import id_counts, id_stats, window_stats  # noqa: E402
 from components.data.sources import (  # noqa: E402
     event_partitions,
     events_root,
@@ -165,6 +168,24 @@ def _contextual(spark: SparkSession, config: PipelineConfig, names: SampleNames)
     return apply_vocab(feats, grown, columns)
 
 
+def _grow_id_vocab(spark: SparkSession, config: PipelineConfig, start: date, samples: DataFrame) -> dict:
+    """Adds the window's ids to the id vocabularies (saved when they grew); returns the per-feature id statistics."""
+    tables = config.model.embedding_tables
+    counts = id_counts(samples, [f for t in tables for f in t.feature_names])
+    rows = vocabulary_tables(tables)
+    seen = {name: np.concatenate([counts[f][0] for t in tables if t.name == name for f in t.feature_names])
+            for name in rows}
+    vocab = load_id_vocab(spark, config.data.work_dir)
+    grown, overflow = extend_ids(vocab, start, seen, rows)
+    if grown != vocab:
+        save_id_vocab(spark, config.data.work_dir, grown)
+    for table, ids in overflow.items():
+        if len(ids):
+            log.warning("window %s: vocabulary of table %r is full (%d rows): %d new ids read the reserved row 0; "
+                        "raise its num_buckets", start, table, rows[table], len(ids))
+    return id_stats(counts, tables, grown, overflow, start)
+
+
 def _replace_partition(spark: SparkSession, df: DataFrame, root: str, day: date) -> str:
     """Writes ``df`` to a temp folder under ``root``, then renames it over ``root/dt=day``."""
     tmp, final = f"{root}/_tmp-{uuid.uuid4().hex}", f"{root}/dt={day.isoformat()}"
@@ -234,7 +255,9 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
     finally:
         for frame in cached:
             frame.unpersist()
-    stats = window_stats(spark.read.parquet(samples_uri), names=names, tasks=config.model.tasks)
+    written = spark.read.parquet(samples_uri)
+    stats = window_stats(written, names=names, tasks=config.model.tasks)
+    stats["ids"] = _grow_id_vocab(spark, config, start, written)
     stats.update(window_start=start.isoformat(), window_end=end.isoformat(), events=total,
                  clean_events=total - sum(by_reason.values()), dropped_candidates=dropped,
                  quarantined={"total": sum(by_reason.values()), **by_reason},

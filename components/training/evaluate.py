@@ -26,7 +26,8 @@ import torch
 from components.config import PipelineConfig
 from components.data.windows import sample_files
 from components.training.loader import StreamConfig, make_loader
-from hstu_model.config import TaskConfig
+from hstu_model.config import ModelConfig, TaskConfig
+from hstu_model.id_rows import IdRows
 from hstu_model.losses import task_labels
 from hstu_model.metrics import auc, grouped_auc
 
@@ -84,6 +85,23 @@ def _device(config: PipelineConfig) -> torch.device:
     return torch.device(want)
 
 
+class _LegacyModuloRows(IdRows):
+    """The mapping of versions trained before id vocabularies existed: ids modulo the table size, as they
+    were trained (scoring them with any other mapping would judge a different model)."""
+
+    def rows(self, feature: str, ids: np.ndarray) -> np.ndarray:
+        return np.remainder(np.asarray(ids, np.int64), self.tables[self.table_of[feature]].num_embeddings)
+
+
+def model_id_rows(model: torch.nn.Module, config: ModelConfig) -> IdRows | None:
+    """The raw id -> row mapping ``model`` was trained with (``DlrmHSTU.id_rows``, docs/design.md §4.3)."""
+    if "id_rows" in vars(model):
+        return model.id_rows
+    logger.warning("the model carries no id vocabulary (trained before vocabularies): its ids are taken modulo "
+                   "the table sizes, as in its training")
+    return _LegacyModuloRows(config, None)
+
+
 @torch.no_grad()
 def score_window(model: torch.nn.Module, config: PipelineConfig, window: date,
                  device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -95,7 +113,8 @@ def score_window(model: torch.nn.Module, config: PipelineConfig, window: date,
     device = device or next(model.parameters()).device
     files = sample_files(config.data.work_dir, [window])
     budget = max(config.eval.batch_token_budget, config.model.max_seq_len)
-    loader = make_loader(files, config.model, StreamConfig(token_budget=budget))
+    loader = make_loader(files, config.model, StreamConfig(token_budget=budget),
+                         id_rows=model_id_rows(model, config.model))
     was_training = model.training
     model.eval()
     probs, labels, users, samples = [], [], [], 0

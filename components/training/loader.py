@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN, WATCH_LABEL_COLUMN, HstuBatch, collate
 from hstu_model.config import ModelConfig
+from hstu_model.id_rows import IdRows
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +133,19 @@ class SampleStream(IterableDataset):
 
     Args:
         files: sample Parquet files (``sample_files``).
-        config: the model config (column names, K, table sizes for hashing).
+        config: the model config (column names, K, tables).
         stream: budget, shuffle and sharding settings.
         position: resume point (epoch, batches already taken per role, next role); default the epoch start.
+        id_rows: the model's raw id -> row mapping (``collate``); None: the samples hold rows already.
     """
 
     def __init__(self, files: Sequence[Path], config: ModelConfig, stream: StreamConfig,
-                 position: LoaderPosition | None = None):
+                 position: LoaderPosition | None = None, id_rows: IdRows | None = None):
         super().__init__()
         if stream.token_budget < config.max_seq_len:
             raise ValueError(f"batch token budget {stream.token_budget} is below max_seq_len "
                              f"{config.max_seq_len}: a full-length sample would not fit in a batch")
-        self.config, self.stream = config, stream
+        self.config, self.stream, self.id_rows = config, stream, id_rows
         self.position = position or LoaderPosition()
         self.columns = sample_columns(config, stream.labels)
         self.units = self._units(files)
@@ -187,7 +189,7 @@ class SampleStream(IterableDataset):
         for n, refs in enumerate(pack_by_tokens(rows, s.token_budget)):
             if n < skip:
                 continue
-            yield collate(pa.concat_tables([t.slice(i, 1) for t, i in refs]), self.config)
+            yield collate(pa.concat_tables([t.slice(i, 1) for t, i in refs]), self.config, self.id_rows)
 
     def __iter__(self) -> Iterator[tuple[int, HstuBatch]]:
         info = get_worker_info()
@@ -201,13 +203,14 @@ class SampleStream(IterableDataset):
 
 
 def make_loader(files: Sequence[Path], config: ModelConfig, stream: StreamConfig,
-                position: LoaderPosition | None = None) -> Iterable[tuple[int, HstuBatch]]:
+                position: LoaderPosition | None = None, id_rows: IdRows | None = None) -> Iterable[tuple[int, HstuBatch]]:
     """Batches of a SampleStream: in this process (one role), or a DataLoader with ``stream.num_roles`` worker
-    processes when ``stream.worker_processes`` (loading overlaps the training step).
+    processes when ``stream.worker_processes`` (loading overlaps the training step). ``id_rows`` maps raw ids
+    to rows (the model's own, so training and every later scoring agree).
 
     Yields ``(role, HstuBatch)``; count them with ``LoaderPosition.advance`` to be able to resume.
     """
-    dataset = SampleStream(files, config, stream, position)
+    dataset = SampleStream(files, config, stream, position, id_rows)
     if not stream.worker_processes:
         if stream.num_roles != 1:
             raise ValueError(f"{stream.num_roles} reader roles need worker_processes=True")

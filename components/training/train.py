@@ -35,14 +35,23 @@ import pyarrow.parquet as pq
 import torch
 
 from components.config import PipelineConfig, apply_overrides, load_config
+from components.data.id_vocab import (
+    model_vocab_text,
+    parse_model_vocab,
+    read_id_vocab,
+    snapshot,
+    vocabulary_tables,
+)
 from components.data.windows import sample_files, select_training_windows, training_windows
 from components.training import checkpoint as ckpt
 from components.training import plots
 from components.training.evaluate import EvalResult, evaluate_model
 from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_tokens
 from components.training.train_loop import Progress, Trainer, TrainState, init_distributed
+from hstu_model.id_rows import IdRows
 
 logger = logging.getLogger(__name__)
+ID_ROWS_FILE = "id_vocabulary.json"  # the run's raw id -> row mapping, beside its checkpoints and results
 
 
 class TrainingInterrupted(RuntimeError):
@@ -101,14 +110,39 @@ def _stream(config: PipelineConfig, rank: int, world: int) -> StreamConfig:
                         worker_processes=t.num_workers > 0)
 
 
+def _id_rows(config: PipelineConfig, eval_window: date, folder: Path) -> IdRows:
+    """The run's raw id -> row mapping: the ids the samples showed before ``eval_window`` (docs/design.md §4.3).
+
+    Frozen in ``folder`` at the first start, so a resumed run maps ids as it began even if the vocabularies grew.
+    """
+    frozen = folder / ID_ROWS_FILE
+    if frozen.is_file():
+        known = parse_model_vocab(frozen.read_text())
+    else:
+        known = snapshot(read_id_vocab(config.data.work_dir), eval_window,
+                         vocabulary_tables(config.model.embedding_tables))
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{ID_ROWS_FILE}.{os.getpid()}"
+        tmp.write_text(model_vocab_text(known))
+        tmp.replace(frozen)
+    id_rows = IdRows(config.model, known)
+    for table, size in id_rows.sizes().items():
+        if size == 0:
+            logger.warning("table %r knows no id before window %s (no %s/vocab/ids.json entry): every id reads the "
+                           "reserved row 0; build the samples with components.data.samples", table, eval_window,
+                           config.data.work_dir)
+    logger.info("id vocabularies before window %s: %s", eval_window, id_rows.sizes())
+    return id_rows
+
+
 def _epochs(trainer: Trainer, state: TrainState, files: list[Path], config: PipelineConfig,
-            progress: Progress, stop_after_steps: int | None, folder: Path) -> None:
+            progress: Progress, stop_after_steps: int | None, folder: Path, id_rows: IdRows) -> None:
     """Runs the epochs from ``state``'s position to the end (or ``max_steps``)."""
     t, stream = config.train, _stream(config, trainer.rank, trainer.world)
     for epoch in range(state.position.epoch, t.epochs):
         if state.position.epoch != epoch:
             state.position = LoaderPosition(epoch=epoch)
-        batches = iter(make_loader(files, config.model, stream, state.position))
+        batches = iter(make_loader(files, config.model, stream, state.position, id_rows))
         while not (t.max_steps and state.step >= t.max_steps):
             item = next(batches, None)
             if not trainer.all_have(item is not None):
@@ -128,22 +162,23 @@ def _epochs(trainer: Trainer, state: TrainState, files: list[Path], config: Pipe
 
 
 def _fit(config: PipelineConfig, windows: list[date], eval_window: date, tracker: Any,
-         stop_after_steps: int | None) -> tuple[Trainer, TrainState, int]:
-    """Builds or resumes the trainer and trains. Returns (trainer, final state, step resumed from)."""
+         stop_after_steps: int | None) -> tuple[Trainer, TrainState, int, IdRows]:
+    """Builds or resumes the trainer and trains. Returns (trainer, final state, step resumed from, id mapping)."""
     rank, world, device = init_distributed(config.train.device)
     files = sample_files(config.data.work_dir, windows)
     digest = ckpt.config_digest(config.text, [w.isoformat() for w in windows])
     # One folder per config and windows: a retry resumes, a rerun with other Params starts fresh beside it.
     folder = run_dir(config, eval_window) / "checkpoints" / digest
+    id_rows = _id_rows(config, eval_window, folder)
     trainer = Trainer(config, device, rank, world, digest)
     state = trainer.resume(folder)
     resumed_from = state.step
     tracker.start(config, resumed_from)
     tracker.replay(state.history)
     with Progress(config.train, rank, state.step, tracker, trainer.reduce_mean) as progress:
-        _epochs(trainer, state, files, config, progress, stop_after_steps, folder)
+        _epochs(trainer, state, files, config, progress, stop_after_steps, folder, id_rows)
     trainer.save(folder, state)
-    return trainer, state, resumed_from
+    return trainer, state, resumed_from, id_rows
 
 
 def train(*, config: PipelineConfig, eval_window: date, train_windows: list[date] | None = None,
@@ -172,8 +207,9 @@ def train(*, config: PipelineConfig, eval_window: date, train_windows: list[date
     _configure_precision(config)
     tracker = RunTracker.open(config, eval_window, windows, tags or {})
     with tracker.active():
-        trainer, state, resumed_from = _fit(config, windows, eval_window, tracker, stop_after_steps)
+        trainer, state, resumed_from, id_rows = _fit(config, windows, eval_window, tracker, stop_after_steps)
         model = trainer.export_model()  # a collective under torchrun: every rank takes part
+        model.id_rows = id_rows  # pickled with the logged model: every later scoring maps ids as training did
         if trainer.rank != 0:
             trainer.close()
             return _worker_result(config, eval_window, windows, state, resumed_from, t0)
@@ -218,6 +254,7 @@ def _write_local(config: PipelineConfig, window: date, windows: list[date], stat
     folder = run_dir(config, window)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / "model_state.pt")
+    (folder / ID_ROWS_FILE).write_text(model_vocab_text(model.id_rows.vocab))
     (folder / "config.txt").write_text(config.text)
     result = _result(config, window, windows, state, evaluation.metrics(), evaluation.references, resumed_from,
                      t0, folder)

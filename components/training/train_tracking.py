@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from components.config import PipelineConfig
+from components.data.id_vocab import model_vocab_text
 from components.registry.tracking import (
     RegisteredVersion,
     TrackedRun,
@@ -177,6 +178,8 @@ class RunTracker:
                    artifact_file="evaluation/eval.json")
         self._call(run.log_config_text, json.dumps(dataclasses.asdict(result), indent=1, default=str),
                    artifact_file="result/result.json")
+        if getattr(model, "id_rows", None) is not None:  # the model carries it too; this copy is for reading
+            self._call(run.log_config_text, model_vocab_text(model.id_rows.vocab), artifact_file="vocab/ids.json")
         logged = self._call(run.log_model, copy.deepcopy(model).cpu().eval())
         self.model_uri = logged.model_uri if logged is not None else None
 

@@ -188,3 +188,25 @@ def test_resolved_config_with_feature_sizes_round_trips():
     assert (table.num_embeddings, table.embedding_dim) == (8000, 32)
     with pytest.raises(ConfigError, match="not both"):
         parse_config(_spec_block() + extra.replace("num_buckets: 8000", "num_buckets: 8000 hash_bucket_size: 9"))
+
+
+def test_id_features_default_to_vocabularies_and_hash_only_when_asked():
+    cfg = parse_config(_spec_block() + '\nfeature_configs { id_feature { feature_name: "user_id" hash_bucket_size: 500 } }\n')
+    tables = {t.name: t for t in cfg.model.embedding_tables}
+    assert (tables["user_id"].num_embeddings, tables["user_id"].hashed) == (500, True)
+    assert (tables["video_id"].num_embeddings, tables["video_id"].hashed) == (100_000, False)
+    assert tables["video_id"].feature_names == ("video_id", "item_video_id")
+    assert parse_config(cfg.text).model.embedding_tables == cfg.model.embedding_tables
+
+
+@pytest.mark.parametrize("entries, field, message", [
+    ('feature_name: "video_id" num_buckets: 1', "feature_configs[0].id_feature.num_buckets", "must be >= 2"),
+    ('feature_name: "video_id" num_buckets: 9 } } feature_configs { id_feature { feature_name: "item_video_id" '
+     'hash_bucket_size: 9', "feature_configs[1].id_feature", "shares table 'video_id' with 'video_id'"),
+    ('feature_name: "user_id" num_buckets: 9 } } feature_configs { id_feature { feature_name: "user_id" '
+     'num_buckets: 10', "feature_configs[1].id_feature.feature_name", "configured twice"),
+])
+def test_inconsistent_id_features_name_the_field(entries, field, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_config(_spec_block() + f"\nfeature_configs {{ id_feature {{ {entries} }} }}\n")
+    assert field in str(err.value)

@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 import pytest
 import torch
-from train_data import small_config, write_samples
+from train_data import id_rows, small_config, write_samples
 
 from components.training.evaluate import EvalResult, evaluate_model, reference_aucs, task_metrics
 from hstu_model.model import build_model
@@ -45,6 +45,7 @@ def test_evaluation_is_independent_of_the_batch_budget(window_data):
     config, window = window_data
     torch.manual_seed(0)
     model = build_model(config.model, "cpu")
+    model.id_rows = id_rows(config)
     small = evaluate_model(model=model, config=config, window=window)
     big_budget = config.replace(eval=type(config.eval)(batch_token_budget=100_000, grouped_auc=True))
     big = evaluate_model(model=model, config=big_budget, window=window)
@@ -65,7 +66,9 @@ def test_grouped_auc_follows_each_tasks_metrics_when_not_asked_for_all(window_da
     per_task = config.replace(model=dataclasses.replace(config.model, tasks=tasks),
                               eval=dataclasses.replace(config.eval, grouped_auc=False))
     torch.manual_seed(0)
-    result = evaluate_model(model=build_model(per_task.model, "cpu"), config=per_task, window=window)
+    model = build_model(per_task.model, "cpu")
+    model.id_rows = id_rows(config)
+    result = evaluate_model(model=model, config=per_task, window=window)
     assert math.isnan(result.tasks["is_click"].grouped_auc) and not math.isnan(result.tasks["is_like"].grouped_auc)
 
 

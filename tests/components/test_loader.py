@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from train_data import FIRST_WINDOW, small_config, write_samples
+from train_data import FIRST_WINDOW, id_rows, small_config, write_samples
 
 from components.data.windows import sample_files
 from components.training.loader import (
@@ -52,7 +52,7 @@ def test_loader_batches_stay_within_budget_and_cover_every_sample_once(dataset, 
     config, files = dataset
     stream = StreamConfig(token_budget=budget, shuffle_buffer=16, shuffle_units=True, seed=3, num_roles=2,
                           worker_processes=True)
-    batches = list(make_loader(files, config.model, stream))
+    batches = list(make_loader(files, config.model, stream, id_rows=id_rows(config)))
     assert all(b.num_tokens <= budget for _, b in batches)
     assert {r for r, _ in batches} == {0, 1}  # both worker processes contributed
     samples = sum(b.batch_size for _, b in batches)
@@ -63,7 +63,7 @@ def test_loader_batches_stay_within_budget_and_cover_every_sample_once(dataset, 
 
 def test_loader_shards_ranks_disjointly(dataset):
     config, files = dataset
-    per_rank = [sum(b.batch_size for _, b in make_loader(files, config.model, StreamConfig(
+    per_rank = [sum(b.batch_size for _, b in make_loader(files, config.model, id_rows=id_rows(config), stream=StreamConfig(
         token_budget=512, rank=r, world_size=2))) for r in range(2)]
     assert sum(per_rank) == 240 and min(per_rank) > 0
 
@@ -72,12 +72,12 @@ def test_resumed_loader_continues_with_the_same_batches(dataset):
     config, files = dataset
     stream = StreamConfig(token_budget=400, shuffle_buffer=32, shuffle_units=True, seed=11, num_roles=2,
                           worker_processes=True)
-    full = list(make_loader(files, config.model, stream, LoaderPosition(epoch=1)))
+    full = list(make_loader(files, config.model, stream, LoaderPosition(epoch=1), id_rows(config)))
     k = 5  # odd: the resumed loader must start with the second role
     position = LoaderPosition(epoch=1)
     for role, _ in full[:k]:
         position.advance(role, 2)
-    rest = list(make_loader(files, config.model, stream, LoaderPosition.from_dict(position.to_dict())))
+    rest = list(make_loader(files, config.model, stream, LoaderPosition.from_dict(position.to_dict()), id_rows(config)))
     assert len(rest) == len(full) - k
     for (r1, a), (r2, b) in zip(full[k:], rest):
         assert r1 == r2
@@ -88,8 +88,8 @@ def test_resumed_loader_continues_with_the_same_batches(dataset):
 def test_epochs_are_shuffled_differently(dataset):
     config, files = dataset
     stream = StreamConfig(token_budget=512, shuffle_buffer=32, shuffle_units=True, seed=5)
-    first = _users(make_loader(files, config.model, stream, LoaderPosition(epoch=0)))
-    second = _users(make_loader(files, config.model, stream, LoaderPosition(epoch=1)))
+    first = _users(make_loader(files, config.model, stream, LoaderPosition(epoch=0), id_rows(config)))
+    second = _users(make_loader(files, config.model, stream, LoaderPosition(epoch=1), id_rows(config)))
     assert sorted(first) == sorted(second) and first != second
 
 
@@ -101,4 +101,4 @@ def test_missing_window_names_the_folder(tmp_path):
 def test_budget_below_max_seq_len_is_refused(dataset):
     config, files = dataset
     with pytest.raises(ValueError, match="below max_seq_len 320"):
-        make_loader(files, config.model, StreamConfig(token_budget=100))
+        make_loader(files, config.model, id_rows=id_rows(config), stream=StreamConfig(token_budget=100))

@@ -19,11 +19,13 @@ import torch
 from train_data import REPO, small_config, small_config_text, write_samples
 
 from components.config import parse_config
+from components.data.id_vocab import parse_model_vocab
 from components.data.windows import sample_files
 from components.registry.tracking import TrackingUnavailableError, client_for
 from components.training.evaluate import evaluate_uri
-from components.training.train import TrainingInterrupted, train
+from components.training.train import ID_ROWS_FILE, TrainingInterrupted, train
 from hstu_model.batch import collate
+from hstu_model.id_rows import IdRows
 from hstu_model.model import build_model
 
 DEAD_SERVER = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
@@ -103,7 +105,7 @@ model = load_model(sys.argv[2], tracking_uri=config.tracking.tracking_uri, map_l
 rows = pq.read_table(sys.argv[3])
 import torch
 with torch.no_grad():
-    np.save(sys.argv[4], model(collate(rows, config.model)).numpy())
+    np.save(sys.argv[4], model(collate(rows, config.model, model.id_rows)).numpy())
 """
 
 
@@ -117,8 +119,10 @@ def test_registered_version_reloads_in_a_fresh_process_and_predicts_the_same(tra
                    cwd=REPO, check=True, timeout=240)
     model = build_model(config.model, "cpu")
     model.load_state_dict(torch.load(result.model_state_path))
+    id_rows = IdRows(config.model, parse_model_vocab((Path(result.result_path).parent / ID_ROWS_FILE).read_text()))
+    assert id_rows.sizes()["video_id"] > 0
     with torch.no_grad():
-        expected = model.eval()(collate(pq.read_table(rows_file), config.model)).numpy()
+        expected = model.eval()(collate(pq.read_table(rows_file), config.model, id_rows)).numpy()
     np.testing.assert_array_equal(np.load(out), expected)
 
 

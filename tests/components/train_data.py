@@ -18,6 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.config import PipelineConfig, parse_config
+from components.data.id_vocab import (
+    ID_VOCAB_FILE,
+    extend_ids,
+    read_id_vocab,
+    snapshot,
+    vocab_text,
+    vocabulary_tables,
+)
+from hstu_model.id_rows import IdRows
 
 REPO = Path(__file__).resolve().parents[2]
 TOPICS = 3
@@ -87,12 +96,20 @@ def _window_rows(rng: np.random.Generator, users: int, window: date, taste: np.n
 
 def write_samples(work_dir: Path, *, users: int = 240, windows: int = 4, seed: int = 0,
                   files_per_window: int = 2, row_group_size: int = 40) -> list[date]:
-    """Writes ``windows`` daily sample partitions (+ statistics JSON) under ``work_dir``; returns the dates."""
+    """Writes ``windows`` daily sample partitions (+ statistics JSON and id vocabularies) under ``work_dir``;
+    returns the dates."""
     rng = np.random.default_rng(seed)
     taste = rng.integers(0, TOPICS, users)
     dates = [FIRST_WINDOW + timedelta(days=i) for i in range(windows)]
+    tables = small_config(work_dir).model.embedding_tables
+    vocab: dict = {}
     for d in dates:
         table = _window_rows(rng, users, d, taste)
+        # The id vocabularies, grown as the sample job grows them (components/data/id_vocab.py).
+        seen = {t.name: np.concatenate([np.asarray(table.column(f).combine_chunks().flatten() if f.endswith("video_id")
+                                                   else table.column(f), np.int64) for f in t.feature_names])
+                for t in tables if not t.hashed}
+        vocab, _ = extend_ids(vocab, d, seen, vocabulary_tables(tables))
         folder = work_dir / "samples" / f"dt={d.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         per_file = -(-table.num_rows // files_per_window)
@@ -103,4 +120,12 @@ def write_samples(work_dir: Path, *, users: int = 240, windows: int = 4, seed: i
                  "window": d.isoformat()}
         (work_dir / "stats").mkdir(parents=True, exist_ok=True)
         (work_dir / "stats" / f"dt={d.isoformat()}.json").write_text(json.dumps(stats))
+    (work_dir / ID_VOCAB_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (work_dir / ID_VOCAB_FILE).write_text(vocab_text(vocab))
     return dates
+
+
+def id_rows(config: PipelineConfig, before: date = date.max) -> IdRows:
+    """The raw id -> row mapping a model trained for window ``before`` gets (default: every id written so far)."""
+    known = snapshot(read_id_vocab(config.data.work_dir), before, vocabulary_tables(config.model.embedding_tables))
+    return IdRows(config.model, known)

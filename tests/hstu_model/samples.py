@@ -21,8 +21,13 @@ CONTEXTUAL = ("user_id", "user_active_degree", "follow_user_num_range", "fans_us
 
 
 def small_tables(config: ModelConfig, video_rows: int = NUM_VIDEOS, other_rows: int = 32) -> ModelConfig:
-    """The config with tiny embedding tables (keeps memory and time low)."""
-    tables = tuple(dataclasses.replace(t, num_embeddings=video_rows if t.name == "video_id" else other_rows)
+    """The config with tiny embedding tables (keeps memory and time low).
+
+    The video ids of ``make_rows`` (0..NUM_VIDEOS-1) are rows of the video table as they are; the user ids and
+    contextual values are hashed into ``other_rows`` rows, so rows need no vocabulary.
+    """
+    tables = tuple(dataclasses.replace(t, num_embeddings=video_rows, hashed=False) if t.name == "video_id"
+                   else dataclasses.replace(t, num_embeddings=other_rows, hashed=True)
                    for t in config.embedding_tables)
     assert all(isinstance(t, EmbeddingTableConfig) for t in tables)
     return dataclasses.replace(config, embedding_tables=tables)

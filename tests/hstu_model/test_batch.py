@@ -1,11 +1,13 @@
 import dataclasses
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import torch
 from samples import make_rows, small_config
 
 from hstu_model.batch import collate
+from hstu_model.id_rows import stable_hash
 
 
 def _assert_same_batch(a, b):
@@ -19,7 +21,7 @@ def _assert_same_batch(a, b):
             torch.testing.assert_close(x, y)
 
 
-def test_collate_builds_jagged_tensors_with_hashed_ids():
+def test_collate_builds_jagged_tensors_with_table_rows():
     config = small_config()
     rows = make_rows(5, seed=1, min_history=0)
     batch = collate(rows, config)
@@ -28,7 +30,8 @@ def test_collate_builds_jagged_tensors_with_hashed_ids():
     assert batch.num_candidates == sum(len(r["item_video_id"]) for r in rows)
     assert batch.num_tokens == 5 * 6 + sum(len(r["video_id"]) + len(r["item_video_id"]) for r in rows)
     size = {t.name: t.num_embeddings for t in config.embedding_tables}["user_id"]
-    assert batch.contextual["user_id"].tolist() == [r["user_id"] % size for r in rows]
+    assert batch.contextual["user_id"].tolist() == stable_hash(np.array([r["user_id"] for r in rows]), size).tolist()
+    assert batch.uih_ids["video_id"].tolist() == [v for r in rows for v in r["video_id"]]  # rows as given
     assert batch.user_ids.tolist() == [r["user_id"] for r in rows for _ in r["item_video_id"]]
     assert batch.labels.tolist() == [a for r in rows for a in r["item_action_weight"]]
     assert batch.uih_offsets[-1].item() == batch.uih_timestamp.numel()
