@@ -28,6 +28,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.config import PipelineConfig, apply_overrides, load_config  # noqa: E402
+from components.data.id_vocab import ID_VOCAB_FILE, extend_ids, vocab_text, vocabulary_tables  # noqa: E402
 from components.data.sample_names import SampleNames  # noqa: E402
 from components.data.samples_ref import build_samples_ref  # noqa: E402
 from components.data.windows import sample_files, window_dir  # noqa: E402
@@ -89,6 +91,30 @@ def _reference_window(args: tuple) -> tuple[date, pd.DataFrame]:
                                      names=SampleNames.from_config(config), query_time=data.query_time)
 
 
+def _seen_ids(frame: pd.DataFrame, config: PipelineConfig) -> dict[str, np.ndarray]:
+    """Table -> the raw ids of one window's samples (list columns flattened), as the Spark job collects them."""
+    seen = {}
+    for table in config.model.embedding_tables:
+        parts = []
+        for feature in table.feature_names:
+            column = frame[feature]
+            parts.append(np.concatenate([np.asarray(v, np.int64) for v in column]) if len(column) and
+                         isinstance(column.iloc[0], (list, np.ndarray)) else column.to_numpy(np.int64))
+        seen[table.name] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return seen
+
+
+def _write_id_vocab(config: PipelineConfig, frames: dict[date, pd.DataFrame]) -> None:
+    """The id vocabularies the sample job would have grown over these windows, in window order."""
+    vocab: dict = {}
+    for window in sorted(frames):
+        vocab, _ = extend_ids(vocab, window, _seen_ids(frames[window], config),
+                              vocabulary_tables(config.model.embedding_tables))
+    path = Path(config.data.work_dir) / ID_VOCAB_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(vocab_text(vocab))
+
+
 def _write_reference(config: PipelineConfig, raw: Path, jobs: int, contextual_file: Path | None) -> None:
     events, names = _raw_events(raw), SampleNames.from_config(config)
     if contextual_file:
@@ -97,11 +123,14 @@ def _write_reference(config: PipelineConfig, raw: Path, jobs: int, contextual_fi
         contextual = _contextual(raw, names)
         contextual.to_parquet(Path(config.data.work_dir) / "contextual.parquet", index=False)
     todo = [(events, contextual, w, config) for w in windows()]
+    frames = {}
     with mp.get_context("fork").Pool(min(jobs, len(todo))) as pool:
         for window, frame in pool.imap_unordered(_reference_window, todo):
             folder = window_dir(config.data.work_dir, window)
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / "part-00000.parquet")
+            frames[window] = frame
+    _write_id_vocab(config, frames)
 
 
 def fingerprint(work: Path, window: date) -> dict:

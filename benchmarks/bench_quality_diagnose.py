@@ -36,14 +36,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_common import RESULTS  # noqa: E402
 
 from components.config import PipelineConfig, apply_overrides, load_config, parse_config  # noqa: E402
-from components.data.id_vocab import read_id_vocab, snapshot, vocabulary_tables  # noqa: E402
+from components.data.id_vocab import known_id_rows  # noqa: E402
 from components.data.windows import sample_files  # noqa: E402
 from components.proto import pipeline_pb2  # noqa: E402
 from components.training.evaluate import score_window  # noqa: E402
 from components.training.loader import LoaderPosition, StreamConfig, make_loader  # noqa: E402
 from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch  # noqa: E402
-from hstu_model.id_rows import IdRows  # noqa: E402
 from hstu_model.metrics import auc  # noqa: E402
 from hstu_model.positional import segment_index  # noqa: E402
 
@@ -231,8 +230,7 @@ def run_variant(name: str, base: PipelineConfig, window: date, train_windows: li
                     weight.normal_(0.0, float(part.split("=")[1]))
     state, t = TrainState(), config.train
     # The ids a model trained for `window` knows (docs/design.md §4.3); score_window reads them off the model.
-    id_rows = IdRows(config.model, snapshot(read_id_vocab(config.data.work_dir), window,
-                                            vocabulary_tables(config.model.embedding_tables)))
+    id_rows = known_id_rows(config.model, config.data.work_dir, window)
     trainer.model.id_rows = id_rows
     files = sample_files(config.data.work_dir, train_windows)
     stream = StreamConfig(token_budget=t.batch_token_budget, shuffle_buffer=t.shuffle_buffer, shuffle_units=True,

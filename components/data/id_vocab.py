@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hstu_model.config import EmbeddingTableConfig
-from hstu_model.id_rows import RESERVED_ROW
+from hstu_model.config import EmbeddingTableConfig, ModelConfig
+from hstu_model.id_rows import RESERVED_ROW, IdRows
 
 if TYPE_CHECKING:  # the trainer reads vocabularies without Spark installed
     from pyspark.sql import SparkSession
@@ -96,6 +96,23 @@ def snapshot(vocab: Mapping[str, TableVocab], before: date,
         keep = (np.asarray(v.first_seen, dtype=object) < day) & (v.rows() < size) if v.ids else np.zeros(0, bool)
         out[table] = (np.asarray(v.ids, np.int64)[keep], v.rows()[keep])
     return out
+
+
+def known_id_rows(model: ModelConfig, work_dir: str | Path, before: date) -> IdRows:
+    """The raw id -> row mapping of a model trained for window ``before``: the ids ``work_dir``'s samples showed
+    in earlier windows.
+
+    Raises:
+        ValueError: a vocabulary table knows no id (samples built before id vocabularies existed, or no
+            vocabulary file at all): every id would read the reserved row, a model that learns nothing from ids.
+    """
+    id_rows = IdRows(model, snapshot(read_id_vocab(work_dir), before, vocabulary_tables(model.embedding_tables)))
+    empty = sorted(table for table, size in id_rows.sizes().items() if size == 0)
+    if empty:
+        raise ValueError(f"embedding tables {empty} know no id before window {before}: {work_dir}/{ID_VOCAB_FILE} "
+                         "has no entry for them. Samples built before id vocabularies existed lack it: rebuild "
+                         "the training windows' samples (`hstu samples --window D`) and train again")
+    return id_rows
 
 
 def vocab_text(vocab: Mapping[str, TableVocab]) -> str:

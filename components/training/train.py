@@ -35,13 +35,7 @@ import pyarrow.parquet as pq
 import torch
 
 from components.config import PipelineConfig, apply_overrides, load_config
-from components.data.id_vocab import (
-    model_vocab_text,
-    parse_model_vocab,
-    read_id_vocab,
-    snapshot,
-    vocabulary_tables,
-)
+from components.data.id_vocab import known_id_rows, model_vocab_text, parse_model_vocab
 from components.data.windows import sample_files, select_training_windows, training_windows
 from components.training import checkpoint as ckpt
 from components.training import plots
@@ -117,20 +111,12 @@ def _id_rows(config: PipelineConfig, eval_window: date, folder: Path) -> IdRows:
     """
     frozen = folder / ID_ROWS_FILE
     if frozen.is_file():
-        known = parse_model_vocab(frozen.read_text())
-    else:
-        known = snapshot(read_id_vocab(config.data.work_dir), eval_window,
-                         vocabulary_tables(config.model.embedding_tables))
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{ID_ROWS_FILE}.{os.getpid()}"
-        tmp.write_text(model_vocab_text(known))
-        tmp.replace(frozen)
-    id_rows = IdRows(config.model, known)
-    for table, size in id_rows.sizes().items():
-        if size == 0:
-            logger.warning("table %r knows no id before window %s (no %s/vocab/ids.json entry): every id reads the "
-                           "reserved row 0; build the samples with components.data.samples", table, eval_window,
-                           config.data.work_dir)
+        return IdRows(config.model, parse_model_vocab(frozen.read_text()))
+    id_rows = known_id_rows(config.model, config.data.work_dir, eval_window)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{ID_ROWS_FILE}.{os.getpid()}"
+    tmp.write_text(model_vocab_text(id_rows.vocab))
+    tmp.replace(frozen)
     logger.info("id vocabularies before window %s: %s", eval_window, id_rows.sizes())
     return id_rows
 

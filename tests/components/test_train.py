@@ -19,7 +19,7 @@ import torch
 from train_data import REPO, small_config, small_config_text, write_samples
 
 from components.config import parse_config
-from components.data.id_vocab import parse_model_vocab
+from components.data.id_vocab import ID_VOCAB_FILE, parse_model_vocab
 from components.data.windows import sample_files
 from components.registry.tracking import TrackingUnavailableError, client_for
 from components.training.evaluate import evaluate_uri
@@ -218,10 +218,20 @@ def test_torchrun_two_cpu_processes_give_the_same_loss_curve_shape(tmp_path):
     assert "No model version was registered" in proc.stderr, proc.stderr[-3000:]
     curve = [loss for _, loss in result["loss_curve"]]
     single = small_config(tmp_path / "single", epochs=2, tracking_uri=DEAD_SERVER)
-    shutil.copytree(tmp_path / "samples", tmp_path / "single" / "samples")
+    for folder in ("samples", "vocab"):  # the vocabularies too: without them every id would read row 0
+        shutil.copytree(tmp_path / folder, tmp_path / "single" / folder)
     with pytest.raises(TrackingUnavailableError):
         train(config=single, eval_window=dates[-1])
     one = json.loads((tmp_path / "single" / "runs" / dates[-1].isoformat() / "result.json").read_text())
     one_curve = [loss for _, loss in one["loss_curve"]]
     assert len(curve) >= 2 and curve[-1] < curve[0] and one_curve[-1] < one_curve[0]
     assert abs(curve[-1] - one_curve[-1]) < 0.25 * one_curve[0]
+
+
+def test_samples_without_an_id_vocabulary_are_refused_not_trained_on_row_0(tmp_path):
+    dates = write_samples(tmp_path, users=30, windows=2)
+    (tmp_path / ID_VOCAB_FILE).unlink()  # samples from before id vocabularies existed
+    config = small_config(tmp_path, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(ValueError, match=r"know no id before window .*vocab/ids\.json.*rebuild"):
+        train(config=config, eval_window=dates[-1], register=False)
+    assert not list((tmp_path / "runs").glob("*/checkpoints/*/" + ID_ROWS_FILE)), "nothing frozen for a retry"
