@@ -66,7 +66,7 @@ def run_tags(dag_id: str, dag_run_id: str, params: dict[str, Any]) -> dict[str, 
 def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
                      dag_run_id: str) -> dict[str, Any]:
     """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
-    from components.registry.tracking import find_version, model_version_uri
+    from components.registry.versions import find_version, model_version_uri
     from components.training.train import train
 
     day, windows = _windows(config, eval_window)
@@ -82,7 +82,7 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
 
 def score_version(config: PipelineConfig, day: date, version: str) -> dict[str, float]:
     """AUC per task of registered ``version`` on window ``day`` (the evaluator of the gate and its task)."""
-    from components.registry.tracking import model_version_uri
+    from components.registry.versions import model_version_uri
     from components.training.evaluate import evaluate_uri
 
     uri = model_version_uri(config.promotion.registered_model_name, version)
@@ -112,7 +112,7 @@ def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: st
 
 def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: str) -> str:
     """The version this DAG run's training registered for ``window`` (found by its tags, wherever it ran)."""
-    from components.registry.tracking import find_version
+    from components.registry.versions import find_version
 
     version = find_version(config, tags={"dag_run_id": dag_run_id, "window": window})
     if version is None:
@@ -124,7 +124,7 @@ def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: st
 def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,
                                      challenger_version: str) -> dict[str, Any]:
     """Scores the new version and the current ``@champion`` with the same evaluator on the same window."""
-    from components.registry.gate import current_aliases
+    from components.registry.aliases import current_aliases
 
     day = date.fromisoformat(window)
     champion_version = current_aliases(config).champion
@@ -215,7 +215,7 @@ def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: 
     reports.mkdir(parents=True, exist_ok=True)
     (reports / f"{window}.md").write_text(text)
     if trained and trained.get("run_id"):
-        from components.registry.tracking import annotate_run
+        from components.registry.runs import annotate_run
 
         annotate_run(config, trained["run_id"], tags={"hstu.outcome": outcome}, texts={"report.md": text})
     return {"outcome": outcome, "failed": outcome.startswith("failed"), "window": window,

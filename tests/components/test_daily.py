@@ -10,7 +10,7 @@ from pathlib import Path
 
 from components.config import apply_overrides, load_config
 from components.orchestration.daily import _for_xcom, _nan_safe, plan_windows, report_run, trainer_command
-from components.registry.gate import decide
+from components.registry.decision import decide
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
