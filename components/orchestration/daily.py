@@ -12,15 +12,30 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from components.config import PipelineConfig
-from components.data.windows import missing_partitions, training_windows
+from components.data.windows import missing_partitions, training_windows, window_of
 
 log = logging.getLogger(__name__)
+
+
+def run_config(params: Mapping[str, Any]) -> PipelineConfig:
+    """A DAG run's pipeline config: its ``config_file`` Param, read once, with the run's other Params applied."""
+    from components.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(params["config_file"]),
+                           kernel=None if params["kernel"] == "config" else params["kernel"],
+                           train_windows=params["train_windows"], auc_floors=params["auc_floors"],
+                           max_regression=params["max_regression"], work_dir=params["work_dir"])
+
+
+def run_window(params: Mapping[str, Any], data_interval_start: datetime | None) -> str:
+    """A DAG run's evaluation window: the ``window_date`` Param, else the day its data interval starts."""
+    return window_of(window_date=params["window_date"], data_interval_start=data_interval_start).isoformat()
 
 
 def _windows(config: PipelineConfig, eval_window: str) -> tuple[date, list[date]]:
@@ -34,6 +49,16 @@ def plan_windows(*, config: PipelineConfig, eval_window: str) -> dict[str, Any]:
     end = day + timedelta(days=config.data.window_days)
     return {"eval": eval_window, "windows": [d.isoformat() for d in [*train, day]], "first": train[0].isoformat(),
             "end": end.isoformat(), "work_dir": config.data.work_dir}
+
+
+def plan_run(*, config: PipelineConfig, eval_window: str, dag_id: str, dag_run_id: str,
+             params: dict[str, Any]) -> dict[str, Any]:
+    """The ``plan_windows`` task: :func:`plan_windows` plus the command a ``docker`` launcher would run."""
+    plan = plan_windows(config=config, eval_window=eval_window)
+    plan["trainer_command"] = trainer_command(config=config, config_file=params["config_file"],
+                                              eval_window=eval_window, gpus=params["train_gpus"],
+                                              tags=run_tags(dag_id, dag_run_id, params))
+    return plan
 
 
 def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[str]:
@@ -101,7 +126,7 @@ def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict
 
 def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: str, gpus: int,
                     tags: dict[str, str]) -> str:
-    """The training command a container runs (HSTU_TRAIN_LAUNCHER=docker): torchrun over ``gpus`` GPUs, with
+    """The training command a container runs (the ``docker`` launcher): torchrun over ``gpus`` GPUs, with
     the run's resolved kernel and windows, and its tags (one shell-quoted string, as DockerOperator takes it)."""
     cmd = ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "components.training.train",
            "--config", config_file, "--window", eval_window, "--train-windows", str(config.data.train_windows),
