@@ -1,11 +1,10 @@
-"""
-### hstu_daily: retrain DlrmHSTU every day and promote it only when it beats the champion
+"""### hstu_daily: retrain DlrmHSTU every day and promote it only when it beats the champion
 For the day that just ended (the data interval, or the `window_date` Param on manual runs): **plan_windows**,
 **wait_for_raw_data** (the windows' raw partitions exist), samples by **build_samples** (local Spark) or
 **build_samples_spark** (the `samples_engine` Param), training and a new registered version by **train** or
 **train_docker** (the `train_launcher` Param), **evaluate** the new version and `@champion` on the same window,
 **gate** per task (docs/design.md §7; `@champion` moves on a pass or when forced, unless dry-run), **report**
-(runs always; fails when a step failed, so a gate rejection is a green run and a broken day a red one).
+(runs always; fails when a step failed: a gate rejection is a green run, a broken day a red one).
 """
 
 from __future__ import annotations
@@ -13,18 +12,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import Asset, CronTriggerTimetable, Param, PokeReturnValue, dag, get_current_context, task
+from docker.types import DeviceRequest, Mount
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Asset(name="hstu_samples", uri="file:///hstu/samples")
 MODEL = Asset(name="dlrm_hstu_model", uri="file:///hstu/models/dlrm_hstu")
 RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True}
 SPARK_CONN_ID = "spark_cluster"  # the Airflow connection of samples_engine=spark_submit (docker/compose.yaml)
-# The trainer container gets MLflow's location and login from Airflow Variables, read at run time.
+# docker launcher: MLflow settings from Airflow Variables at run time; GPUs: the host's (not templated)
 MLFLOW_ENV = {k: f"{{{{ var.value.get('{k.lower()}', '') }}}}"
               for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-PLAN = "ti.xcom_pull(task_ids='plan_windows')"
-ONE_BRANCH_RAN = "none_failed_min_one_success"  # after a branch: the chosen task succeeded, the other skipped
+PLAN = "ti.xcom_pull(task_ids='plan_windows')"  # the plan_windows task's result, in templates
 
 
 def _form(default, type_, title: str, description: str, **schema) -> Param:
@@ -34,116 +35,115 @@ def _form(default, type_, title: str, description: str, **schema) -> Param:
 def _run() -> tuple[dict, object, str]:
     """The task's context, its pipeline config (the file with the run's Params applied) and its window."""
     from components.orchestration.daily import run_config, run_window
-
     ctx = get_current_context()
     return ctx, run_config(ctx["params"]), run_window(ctx["params"], ctx.get("data_interval_start"))
 
 
-@dag(dag_id="hstu_daily", start_date=datetime(2022, 4, 8), catchup=False, max_active_runs=1, doc_md=__doc__,
-     schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
-     tags=["hstu", "training"], params={
-    "window_date": _form(None, ["null", "string"], "Evaluation window",
-                         "YYYY-MM-DD; empty: the run's data interval (the day that ended).", format="date"),
+PARAMS = {  # the trigger form: title, description, type and bounds of each run-time choice
+    "window_date": _form(None, ["null", "string"], "Evaluation window", "Empty: the data interval.", format="date"),
     "config_file": _form(str(REPO / "configs" / "small_cpu.config"), "string", "Pipeline config", "Its path."),
     "work_dir": _form(None, ["null", "string"], "Work folder", "Samples, runs, reports; empty: the config's."),
-    "train_windows": _form(None, ["null", "integer"], "Training windows", "Windows before the evaluation window "
-                           "to train on; empty: config.", minimum=1, maximum=90),
+    "train_windows": _form(None, ["null", "integer"], "Training windows", "Empty: config.", minimum=1, maximum=90),
     "kernel": _form("config", "string", "Kernels", "Override the config's.", enum=["config", "TRITON", "PYTORCH"]),
-    "auc_floors": _form({}, "object", "AUC floors", 'Per-task AUC floor, e.g. {"is_click": 0.6}; others: config.'),
-    "max_regression": _form(None, ["null", "number"], "Allowed regression", "AUC the new model may lose against "
-                            "the champion on any task.", minimum=0, maximum=1),
+    "auc_floors": _form({}, "object", "AUC floors", 'Per task, e.g. {"is_click": 0.6}; others: config.'),
+    "max_regression": _form(None, ["null", "number"], "Allowed regression", "Empty: config.", minimum=0, maximum=1),
     "dry_run": _form(False, "boolean", "Dry run", "Decide, but move no alias."),
     "force_promote": _form(False, "boolean", "Force promote", "Promote even if the gate fails (recorded)."),
-    "samples_engine": _form("local", "string", "Samples engine", f"spark_submit: the '{SPARK_CONN_ID}' connection.",
+    "samples_engine": _form("local", "string", "Samples engine", "Spark here or via spark-submit.",
                             enum=["local", "spark_submit"]),
-    "train_launcher": _form("local", "string", "Training launcher", "docker: torchrun in the trainer image.",
-                            enum=["local", "docker"]),
+    "train_launcher": _form("local", "string", "Trainer", "Here or in a container.", enum=["local", "docker"]),
     "train_gpus": _form(1, "integer", "Training GPUs", "torchrun processes (docker).", minimum=1, maximum=64),
     "trainer_image": _form("hstu-pipeline/trainer:0.1.0", "string", "Trainer image", "Image of the docker launcher."),
-})
+}
+
+
+@task
+def plan_windows():
+    from components.orchestration.daily import plan_run
+    ctx, config, window = _run()
+    return plan_run(config=config, eval_window=window, dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"],
+                    params=dict(ctx["params"]))
+
+
+@task.sensor(mode="reschedule", poke_interval=300, timeout=6 * 3600)
+def wait_for_raw_data(plan: dict):
+    from components.orchestration.daily import missing_raw_windows
+    missing = missing_raw_windows(config=_run()[1], windows=plan["windows"])
+    return PokeReturnValue(is_done=not missing, xcom_value={"missing": missing})
+
+
+@task.branch
+def choose_samples_engine():
+    engine = get_current_context()["params"]["samples_engine"]
+    return "build_samples_spark" if engine == "spark_submit" else "build_samples"
+
+
+@task(outlets=[SAMPLES], **RETRY)
+def build_samples(plan: dict):
+    from components.orchestration.daily import build_run_samples
+    return build_run_samples(config=_run()[1], windows=plan["windows"])
+
+
+@task.branch(trigger_rule="none_failed_min_one_success")  # one samples task ran, the other was skipped
+def choose_train_launcher():
+    return "train_docker" if get_current_context()["params"]["train_launcher"] == "docker" else "train"
+
+
+@task(**RETRY)
+def train():
+    from components.orchestration.daily import train_challenger
+    ctx, config, window = _run()
+    return train_challenger(config=config, eval_window=window, params=dict(ctx["params"]),
+                            dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"])
+
+
+@task(trigger_rule="none_failed_min_one_success", **RETRY)  # after train or train_docker
+def evaluate():
+    from components.orchestration.daily import evaluate_challenger_and_champion, registered_challenger
+    ctx, config, window = _run()
+    version = registered_challenger(config=config, window=window, dag_run_id=ctx["run_id"])
+    return evaluate_challenger_and_champion(config=config, window=window, challenger_version=version)
+
+
+@task(outlets=[MODEL])
+def gate(evaluated: dict):
+    from components.orchestration.daily import gate_challenger
+    ctx, config, _ = _run()
+    return gate_challenger(config=config, evaluated=evaluated, force=ctx["params"]["force_promote"],
+                           dry_run=ctx["params"]["dry_run"], decided_at=ctx["dag_run"].run_after.isoformat())
+
+
+@task(trigger_rule="all_done")
+def report():
+    from components.orchestration.daily import report_run
+    (ctx, config, window), ti = _run(), get_current_context()["ti"]
+    states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
+    summary = report_run(config=config, window=window, dag_run_id=ctx["run_id"],
+                         states={t: str(s) for t, s in states.items() if t != "report"},
+                         results={t: ti.xcom_pull(task_ids=t) for t in ("train", "gate")})
+    if summary["failed"]:  # report is the only leaf: without this a failed pipeline would be a green run
+        raise RuntimeError(f"hstu_daily {ctx['run_id']}: {summary['outcome']}")
+    return summary
+
+
+@dag(dag_id="hstu_daily", start_date=datetime(2022, 4, 8), catchup=False, max_active_runs=1, doc_md=__doc__,
+     schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+     tags=["hstu", "training"], params=PARAMS)
 def hstu_daily():
-    @task
-    def plan_windows():
-        from components.orchestration.daily import plan_run
-        ctx, config, window = _run()
-        return plan_run(config=config, eval_window=window, dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"],
-                        params=dict(ctx["params"]))
-
-    @task.sensor(mode="reschedule", poke_interval=300, timeout=6 * 3600)
-    def wait_for_raw_data(plan: dict):
-        from components.orchestration.daily import missing_raw_windows
-        missing = missing_raw_windows(config=_run()[1], windows=plan["windows"])
-        return PokeReturnValue(is_done=not missing, xcom_value={"missing": missing})
-
-    @task.branch
-    def choose_samples_engine():
-        engine = get_current_context()["params"]["samples_engine"]
-        return "build_samples_spark" if engine == "spark_submit" else "build_samples"
-
-    @task(outlets=[SAMPLES], **RETRY)
-    def build_samples(plan: dict):
-        from components.orchestration.daily import build_run_samples
-        return build_run_samples(config=_run()[1], windows=plan["windows"])
-
-    def build_samples_spark():
-        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-        return SparkSubmitOperator(
-            task_id="build_samples_spark", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/data/samples.py",
-            application_args=["--config", "{{ params.config_file }}", "--window-start", f"{{{{ {PLAN}['first'] }}}}",
-                              "--window-end", f"{{{{ {PLAN}['end'] }}}}", "--work-dir", f"{{{{ {PLAN}['work_dir'] }}}}"],
-            name="hstu-samples", outlets=[SAMPLES], **RETRY)
-
-    @task.branch(trigger_rule=ONE_BRANCH_RAN)
-    def choose_train_launcher():
-        return "train_docker" if get_current_context()["params"]["train_launcher"] == "docker" else "train"
-
-    @task(**RETRY)
-    def train():
-        from components.orchestration.daily import train_challenger
-        ctx, config, window = _run()
-        return train_challenger(config=config, eval_window=window, params=dict(ctx["params"]),
-                                dag_id=ctx["dag"].dag_id, dag_run_id=ctx["run_id"])
-
-    def train_docker():
-        from airflow.providers.docker.operators.docker import DockerOperator
-        from docker.types import DeviceRequest, Mount
-        # device_requests is not templated: the container sees the host's GPUs, torchrun starts train_gpus.
-        return DockerOperator(
-            task_id="train_docker", image="{{ params.trainer_image }}", command=f"{{{{ {PLAN}['trainer_command'] }}}}",
-            environment=MLFLOW_ENV, device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
-            mounts=[Mount(target="/data", source="hstu_data", type="volume")], network_mode="bridge",
-            auto_remove="success", mount_tmp_dir=False, do_xcom_push=False, **RETRY)
-
-    @task(trigger_rule=ONE_BRANCH_RAN, **RETRY)
-    def evaluate():
-        from components.orchestration.daily import evaluate_challenger_and_champion, registered_challenger
-        ctx, config, window = _run()
-        version = registered_challenger(config=config, window=window, dag_run_id=ctx["run_id"])
-        return evaluate_challenger_and_champion(config=config, window=window, challenger_version=version)
-
-    @task(outlets=[MODEL])
-    def gate(evaluated: dict):
-        from components.orchestration.daily import gate_challenger
-        ctx, config, _ = _run()
-        return gate_challenger(config=config, evaluated=evaluated, force=ctx["params"]["force_promote"],
-                               dry_run=ctx["params"]["dry_run"], decided_at=ctx["dag_run"].run_after.isoformat())
-
-    @task(trigger_rule="all_done")
-    def report():
-        from components.orchestration.daily import report_run
-        (ctx, config, window), ti = _run(), get_current_context()["ti"]
-        states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
-        summary = report_run(config=config, window=window, dag_run_id=ctx["run_id"],
-                             states={t: str(s) for t, s in states.items() if t != "report"},
-                             results={t: ti.xcom_pull(task_ids=t) for t in ("train", "gate")})
-        if summary["failed"]:  # report is the only leaf: without this a failed pipeline would be a green run
-            raise RuntimeError(f"hstu_daily {ctx['run_id']}: {summary['outcome']}")
-        return summary
-
+    build_samples_spark = SparkSubmitOperator(
+        task_id="build_samples_spark", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/data/samples.py",
+        application_args=["--config", "{{ params.config_file }}", "--window-start", f"{{{{ {PLAN}['first'] }}}}",
+                          "--window-end", f"{{{{ {PLAN}['end'] }}}}", "--work-dir", f"{{{{ {PLAN}['work_dir'] }}}}"],
+        name="hstu-samples", outlets=[SAMPLES], **RETRY)
+    train_docker = DockerOperator(
+        task_id="train_docker", image="{{ params.trainer_image }}", command=f"{{{{ {PLAN}['trainer_command'] }}}}",
+        environment=MLFLOW_ENV, device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])],
+        mounts=[Mount(target="/data", source="hstu_data", type="volume")], network_mode="bridge",
+        auto_remove="success", mount_tmp_dir=False, do_xcom_push=False, **RETRY)
     plan = plan_windows()
-    samples = [build_samples(plan), build_samples_spark()]
+    samples = [build_samples(plan), build_samples_spark]
     wait_for_raw_data(plan) >> choose_samples_engine() >> samples
-    samples >> choose_train_launcher() >> [train(), train_docker()] >> (evaluated := evaluate())
+    samples >> choose_train_launcher() >> [train(), train_docker] >> (evaluated := evaluate())
     gate(evaluated) >> report()
 
 
