@@ -54,6 +54,7 @@ class DataConfig:
     spark_master: str
     spark_driver_memory: str
     history_mode: str  # "WINDOW_START" | "QUERY_TIME"
+    raw_data_timeout_s: int
 
     @property
     def query_time(self) -> bool:
@@ -178,7 +179,7 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
     data = DataConfig(column_mapping=mapping, **values)
     if data.events_format not in ("csv", "parquet"):
         raise fail("data_config.events_format", f"must be 'csv' or 'parquet', got {data.events_format!r}")
-    for name in ("window_days", "max_uih_len", "max_candidates", "train_windows"):
+    for name in ("window_days", "max_uih_len", "max_candidates", "train_windows", "raw_data_timeout_s"):
         if getattr(data, name) <= 0:
             raise fail(f"data_config.{name}", f"must be > 0, got {getattr(data, name)}")
     if not 0.0 <= data.max_bad_row_fraction <= 1.0:

@@ -1,10 +1,9 @@
 """### hstu_daily: retrain DlrmHSTU every day and promote it only when it beats the champion
-For the day that just ended (the data interval, or the `window_date` Param on manual runs): **plan_windows**,
-**wait_for_raw_data** (the windows' raw partitions exist), samples by **build_samples** (local Spark) or
-**build_samples_spark** (the `samples_engine` Param), training and a new registered version by **train** or
-**train_docker** (the `train_launcher` Param), **evaluate** the new version and `@champion` on the same window,
-**gate** per task (docs/design.md §7; `@champion` moves on a pass or when forced, unless dry-run), **report**
-(runs always; fails when a step failed: a gate rejection is a green run, a broken day a red one).
+For the day that just ended (the data interval, or the `window_date` Param): **plan_windows**,
+**wait_for_raw_data** (raw partitions exist), samples by **build_samples** (local Spark) or
+**build_samples_spark** (Param `samples_engine`), a new registered version by **train** or **train_docker** (Param
+`train_launcher`), **evaluate** it and `@champion` on the same window, **gate** per task (docs/design.md §7;
+`@champion` moves on a pass or when forced, unless dry-run), **report** (runs always; red when a step failed).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Asset(name="hstu_samples", uri="file:///hstu/samples")
 MODEL = Asset(name="dlrm_hstu_model", uri="file:///hstu/models/dlrm_hstu")
 RETRY = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True}
-SPARK_CONN_ID = "spark_cluster"  # the Airflow connection of samples_engine=spark_submit (docker/compose.yaml)
 # docker launcher: MLflow settings from Airflow Variables at run time; GPUs: the host's (not templated)
 MLFLOW_ENV = {k: f"{{{{ var.value.get('{k.lower()}', '') }}}}"
               for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
@@ -65,10 +63,12 @@ def plan_windows():
                     params=dict(ctx["params"]))
 
 
-@task.sensor(mode="reschedule", poke_interval=300, timeout=6 * 3600)
+@task.sensor(mode="reschedule", poke_interval=60, timeout=7 * 24 * 3600)  # raw_data_timeout_s ends it sooner
 def wait_for_raw_data(plan: dict):
     from components.orchestration.daily import missing_raw_windows
-    missing = missing_raw_windows(config=_run()[1], windows=plan["windows"])
+    ctx, config, _ = _run()
+    since = ctx["ti"].get_first_reschedule_date(ctx)  # the first look; None on it
+    missing = missing_raw_windows(config=config, windows=plan["windows"], waiting_since=since)
     return PokeReturnValue(is_done=not missing, xcom_value={"missing": missing})
 
 
@@ -131,7 +131,7 @@ def report():
      tags=["hstu", "training"], params=PARAMS)
 def hstu_daily():
     build_samples_spark = SparkSubmitOperator(
-        task_id="build_samples_spark", conn_id=SPARK_CONN_ID, application=f"{REPO}/components/data/samples.py",
+        task_id="build_samples_spark", conn_id="spark_cluster", application=f"{REPO}/components/data/samples.py",
         application_args=["--config", "{{ params.config_file }}", "--window-start", f"{{{{ {PLAN}['first'] }}}}",
                           "--window-end", f"{{{{ {PLAN}['end'] }}}}", "--work-dir", f"{{{{ {PLAN}['work_dir'] }}}}"],
         name="hstu-samples", outlets=[SAMPLES], **RETRY)

@@ -13,7 +13,7 @@ import logging
 import math
 import shlex
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,22 @@ def plan_run(*, config: PipelineConfig, eval_window: str, dag_id: str, dag_run_i
     return plan
 
 
-def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[str]:
-    """The raw event partitions among ``windows`` that are absent (or empty)."""
+def missing_raw_windows(*, config: PipelineConfig, windows: list[str],
+                        waiting_since: datetime | None = None) -> list[str]:
+    """The raw event partitions among ``windows`` that are absent (or empty).
+
+    Raises TimeoutError when some are still missing ``data_config.raw_data_timeout_s`` after ``waiting_since``
+    (the sensor's first look), so a day whose data never comes fails instead of waiting for ever.
+    """
     from components.data.sources import events_root
 
     days = [date.fromisoformat(w) for w in windows]
-    return [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
+    missing = [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
+    waited_s = 0.0 if waiting_since is None else (datetime.now(UTC) - waiting_since).total_seconds()
+    if missing and waited_s > config.data.raw_data_timeout_s:
+        raise TimeoutError(f"raw partitions {missing} under {events_root(config.data)} still missing after "
+                           f"{waited_s:.0f} s (data_config.raw_data_timeout_s {config.data.raw_data_timeout_s})")
+    return missing
 
 
 def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -62,22 +61,6 @@ def admin_password(work_dir: Path) -> str:
         path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
         path.chmod(0o600)
     return json.loads(path.read_text())["admin"]
-
-
-def set_run_state(work_dir: Path, dag_id: str, run_id: str, state: str) -> None:
-    """Sets a DAG run's state through the stack's REST API, as the admin (e.g. fails a scheduled run for a day
-    whose raw data will never come: the local data is historical)."""
-    base = f"http://127.0.0.1:{AIRFLOW_PORT}"
-    login = json.dumps({"username": "admin", "password": admin_password(work_dir)}).encode()
-    request = urllib.request.Request(f"{base}/auth/token", data=login, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        token = json.loads(response.read())["access_token"]
-    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-    request = urllib.request.Request(base + path, data=json.dumps({"state": state}).encode(), method="PATCH",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30):
-        pass
 
 
 def _start(name: str, cmd: list[str], env: dict[str, str], work_dir: Path) -> int:

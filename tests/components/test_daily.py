@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from components.config import apply_overrides, load_config
 from components.orchestration.daily import (
     _for_xcom,
     _nan_safe,
+    missing_raw_windows,
     plan_run,
     plan_windows,
     report_run,
@@ -62,6 +65,16 @@ def test_a_runs_params_shape_its_config_window_and_trainer_command(tmp_path):
     plan = plan_run(config=config, eval_window="2022-04-15", dag_id="hstu_daily", dag_run_id="r", params=params)
     assert plan["windows"] == ["2022-04-13", "2022-04-14", "2022-04-15"] and plan["work_dir"] == str(tmp_path)
     assert "--nproc-per-node=2" in shlex.split(plan["trainer_command"])
+
+
+def test_raw_data_wait_ends_after_the_configs_timeout(tmp_path):
+    config = apply_overrides(load_config(SMALL), work_dir=str(tmp_path))  # no raw data there
+    assert config.data.raw_data_timeout_s == 60
+    now = datetime.now(UTC)
+    assert missing_raw_windows(config=config, windows=["2022-04-15"]) == ["2022-04-15"]  # the first look
+    assert missing_raw_windows(config=config, windows=["2022-04-15"], waiting_since=now) == ["2022-04-15"]
+    with pytest.raises(TimeoutError, match=r"\['2022-04-15'\].*raw_data_timeout_s 60"):
+        missing_raw_windows(config=config, windows=["2022-04-15"], waiting_since=now - timedelta(seconds=90))
 
 
 def test_trainer_cli_takes_tags_and_kernel():
