@@ -6,8 +6,6 @@ For the day that just ended (the data interval, or the `window_date` Param): **p
 `@champion` moves on a pass or when forced, unless dry-run), **report** (runs always; red when a step failed).
 """
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +28,7 @@ def _form(default, type_, title: str, description: str, **schema) -> Param:
     return Param(default, type=type_, title=title, description=description, **schema)
 
 
-def _run() -> tuple[dict, object, str]:
+def _run() -> tuple:
     """The task's context, its pipeline config (the file with the run's Params applied) and its window."""
     from components.orchestration.daily import run_config, run_window
     ctx = get_current_context()
@@ -41,8 +39,10 @@ PARAMS = {  # the trigger form: title, description, type and bounds of each run-
     "window_date": _form(None, ["null", "string"], "Evaluation window", "Empty: the data interval.", format="date"),
     "config_file": _form(str(REPO / "configs" / "small_cpu.config"), "string", "Pipeline config", "Its path."),
     "work_dir": _form(None, ["null", "string"], "Work folder", "Samples, runs, reports; empty: the config's."),
-    "train_windows": _form(None, ["null", "integer"], "Training windows", "Empty: config.", minimum=1, maximum=90),
-    "kernel": _form("config", "string", "Kernels", "Override the config's.", enum=["config", "TRITON", "PYTORCH"]),
+    "train_windows": _form(None, ["null", "integer"], "Training windows", "Before the evaluation window; empty: "
+                           "config.", minimum=1, maximum=90),
+    "kernel": _form("config", "string", "Kernels", "Override the config's kernel.", enum=["config", "TRITON", "PYTORCH"],
+                    values_display={"config": "as in the config", "TRITON": "Triton", "PYTORCH": "PyTorch"}),
     "auc_floors": _form({}, "object", "AUC floors", 'Per task, e.g. {"is_click": 0.6}; others: config.'),
     "max_regression": _form(None, ["null", "number"], "Allowed regression", "Empty: config.", minimum=0, maximum=1),
     "dry_run": _form(False, "boolean", "Dry run", "Decide, but move no alias."),
@@ -116,11 +116,11 @@ def gate(evaluated: dict):
 @task(trigger_rule="all_done")
 def report():
     from components.orchestration.daily import report_run
-    (ctx, config, window), ti = _run(), get_current_context()["ti"]
-    states = ti.get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
+    ctx, config, window = _run()
+    states = ctx["ti"].get_task_states(dag_id=ctx["dag"].dag_id, run_ids=[ctx["run_id"]])[ctx["run_id"]]
     summary = report_run(config=config, window=window, dag_run_id=ctx["run_id"],
                          states={t: str(s) for t, s in states.items() if t != "report"},
-                         results={t: ti.xcom_pull(task_ids=t) for t in ("train", "gate")})
+                         results={t: ctx["ti"].xcom_pull(task_ids=t) for t in ("train", "gate")})
     if summary["failed"]:  # report is the only leaf: without this a failed pipeline would be a green run
         raise RuntimeError(f"hstu_daily {ctx['run_id']}: {summary['outcome']}")
     return summary
