@@ -241,7 +241,6 @@ def _promotion(msg: pipeline_pb2.PromotionConfig, model: ModelConfig, fail) -> P
                            tuple(rules), tuple(msg.gated_tasks) or tuple(t.task_name for t in model.tasks))
 
 
-
 # Sub-messages whose mere presence changes behaviour: never materialised when showing defaults.
 _PRESENCE_MATTERS = {"column_mapping"}
 

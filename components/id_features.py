@@ -34,7 +34,6 @@ class FeatureConfig:
     hashed: bool
 
 
-
 def resolve_features(msg: pipeline_pb2.PipelineConfig, model: ModelConfig, fail: Fail) -> tuple[FeatureConfig, ...]:
     """Id features of the model: the contextual ones plus the shared video id table, with defaults."""
     given = {}

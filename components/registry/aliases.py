@@ -122,7 +122,6 @@ def move_aliases(client: MlflowClient, name: str, lock: str, *, champion: str | 
     return AliasChange(name, champion or before.champion or "", before, after)
 
 
-
 def promote(*, config: PipelineConfig, version: str | int, force: bool = False, actor: str | None = None,
             reason: str = "", at: datetime | None = None) -> AliasChange:
     """Manual promotion: ``@champion`` -> ``version`` (old champion -> ``@previous_champion``).

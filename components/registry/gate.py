@@ -59,7 +59,6 @@ class GateResult:
     markdown: str
 
 
-
 def apply_decision(*, config: PipelineConfig, version: str | int, decision: GateDecision, window: str,
                    decided_at: datetime | str, champion_compared: str | None, dry_run: bool = False) -> AliasChange:
     """Records ``decision`` for ``version`` and, on a (forced) pass, moves the aliases.

@@ -57,7 +57,6 @@ class LoggedModel:
     run_id: str
 
 
-
 def _clean_key(key: str) -> str:
     return _BAD_KEY_CHARS.sub("_", key)
 

@@ -55,7 +55,6 @@ class TrackingTarget:
     lock_path: str
 
 
-
 def resolve_tracking_uri(config: PipelineConfig) -> str:
     """The config's tracking URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<abs work_dir>/mlflow.db``."""
     if config.tracking.tracking_uri:

@@ -41,7 +41,6 @@ class RegisteredVersion:
     model_uri: str  # models:/NAME/VERSION
 
 
-
 def find_version(config: PipelineConfig, *, tags: Mapping[str, str]) -> str | None:
     """The newest version of the registered model carrying all of ``tags`` (e.g. this DAG run's window), or
     None: lets a retried task find what its earlier attempt registered instead of registering it twice."""
@@ -106,7 +105,6 @@ def load_model(model_uri: str, *, tracking_uri: str, map_location: str | None = 
     mlflow.set_registry_uri(tracking_uri)
     with clear_unreachable_errors(tracking_uri):
         return mlflow.pytorch.load_model(model_uri, map_location=map_location)
-
 
 
 def get_version(client: MlflowClient, name: str, version: str | int):
