@@ -1,7 +1,9 @@
 """The ``hstu`` command: one subcommand per pipeline step.
 
 Each subcommand parses its arguments, loads the config, calls one component entry function and prints a
-one-line summary (JSON with ``--json``). User errors exit with status 2 and a message, no traceback.
+one-line summary (JSON with ``--json``). User errors exit with status 2 and one line on stderr, no traceback:
+bad arguments (a date that is not YYYY-MM-DD) as argparse finds them, and bad input (a missing or invalid
+config file, an unknown version) as the entry functions raise it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def _config_validate(args: argparse.Namespace) -> int:
 def _config_show(args: argparse.Namespace) -> int:
     from components.config import load_config
 
-    print(load_config(args.file).text, end="")
+    text = load_config(args.file).text
+    if args.json:
+        _emit(args, "", {"file": str(args.file), "text": text})
+    else:
+        print(text, end="")
     return 0
 
 
@@ -108,9 +114,12 @@ def _samples_build(args: argparse.Namespace) -> int:
 
 def _model_summary(args: argparse.Namespace) -> int:
     from components.config import load_config
+
+    config = load_config(args.config)  # before the model's imports (torch): a bad file fails fast
     from hstu_model import summarize_model
 
-    print(summarize_model(load_config(args.config).model))
+    table = summarize_model(config.model)
+    _emit(args, table, {"config": str(args.config), "table": table})
     return 0
 
 
@@ -118,11 +127,12 @@ def _model_summary(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from components.baselines.suite import format_table, run_baselines
     from components.config import load_config
+
+    config = load_config(args.config)  # a bad file fails before the heavy imports below
+    from components.baselines.suite import format_table, run_baselines
     from components.data.windows import select_training_windows, training_windows
 
-    config = load_config(args.config)
     days = config.data.window_days
     given = training_windows(args.window, count=args.train_windows, window_days=days) if args.train_windows else None
     windows = select_training_windows(Path(config.data.work_dir) / "samples", args.window,
@@ -140,10 +150,11 @@ def _baselines(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from components.config import load_config
+
+    config = load_config(args.config)  # a bad file fails before the heavy imports below
     from components.data.windows import training_windows
     from components.training.tune import tune
 
-    config = load_config(args.config)
     windows = None
     if args.train_windows:
         windows = training_windows(args.window, count=args.train_windows, window_days=config.data.window_days)
@@ -161,10 +172,11 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from components.config import load_config
+
+    config = load_config(args.config)  # a bad file fails before the heavy imports below
     from components.orchestration.daily import score_version
     from components.registry.gate import run_gate
 
-    config = load_config(args.config)
     result = run_gate(config=config, challenger_version=args.version, window=args.window.isoformat(),
                       evaluate=lambda uri: score_version(config, args.window, uri.rsplit("/", 1)[-1]),
                       dry_run=args.dry_run, force=args.force)
@@ -176,7 +188,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.registry.gate import promote
+    from components.registry.aliases import promote
 
     change = promote(config=load_config(args.config), version=args.version, force=args.force,
                      actor=args.actor, reason=args.reason)
@@ -188,7 +200,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from components.config import load_config
-    from components.registry.gate import rollback
+    from components.registry.aliases import rollback
 
     change = rollback(config=load_config(args.config), to_version=args.to, actor=args.actor, reason=args.reason)
     _emit(args, f"{change.model_name}: @champion rolled back {change.before.champion} -> {change.after.champion}",
@@ -199,27 +211,36 @@ def _rollback(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (status 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _add(sub, name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, command=parser.prog)
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hstu", description="DlrmHSTU daily training pipeline")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+def _group(steps, name: str, help_text: str):
+    """A step with actions of its own (``hstu config validate``): its sub-parsers."""
+    group = steps.add_parser(name, help=help_text, description=help_text)
+    return group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    config = steps.add_parser("config", help="validate or show a pipeline config").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+
+def _add_config_commands(steps) -> None:
+    config = _group(steps, "config", "validate or show a pipeline config")
     p = _add(config, "validate", _config_validate, "check a config file; errors name the field and line")
     p.add_argument("file", type=Path)
     p = _add(config, "show", _config_show, "print the resolved config with every default filled in")
     p.add_argument("file", type=Path)
 
-    data = steps.add_parser("data", help="the built-in KuaiRand-shaped data generator").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+
+def _add_data_commands(steps) -> None:
+    data = _group(steps, "data", "the built-in KuaiRand-shaped data generator")
     p = _add(data, "generate", _data_generate, "generate raw logs, user features and true action probabilities")
     p.add_argument("--out", type=Path, required=True, help="output folder (events/, user_features/, truth/)")
     p.add_argument("--users", type=int, default=3000)
@@ -234,16 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-days", type=int, default=1)
     p.add_argument("--train-days", type=int, default=0, help="fit the baselines on this many days before")
 
-    samples = steps.add_parser("samples", help="the Spark sample builder").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+
+def _add_samples_and_model_commands(steps) -> None:
+    samples = _group(steps, "samples", "the Spark sample builder")
     p = _add(samples, "build", _samples_build, "raw events -> user-window samples for one or more windows")
     add_window_arguments(p)
-
-    model = steps.add_parser("model", help="inspect the model a config builds").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+    model = _group(steps, "model", "inspect the model a config builds")
     p = _add(model, "summary", _model_summary, "parameter count per module and in total")
     p.add_argument("config", type=Path)
 
+
+def _add_training_commands(steps) -> None:
     p = _add(steps, "tune", _tune, "search training hyper-parameters on a window; write the best config")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--window", type=_date, required=True, help="validation window YYYY-MM-DD (trains on those before)")
@@ -256,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_date, required=True, help="evaluation window YYYY-MM-DD")
     p.add_argument("--train-windows", type=int, default=None,
                    help="number of windows before --window (default: data_config.train_windows, those that exist)")
+
+
+def _add_registry_commands(steps) -> None:
     p = _add(steps, "gate", _gate, "score a version and @champion on a window, decide, record, promote if it passes")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--version", required=True, help="the registered version to judge")
@@ -273,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", default=None, help="version to restore (default: @previous_champion)")
     p.add_argument("--actor", default=None)
     p.add_argument("--reason", default="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hstu`` parser: every leaf subcommand has a one-line summary, ``--json`` and a ``handler``."""
+    parser = _Parser(prog="hstu", description="DlrmHSTU daily training pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    for add_commands in (_add_config_commands, _add_data_commands, _add_samples_and_model_commands,
+                         _add_training_commands, _add_registry_commands):
+        add_commands(steps)
     return parser
 
 
@@ -288,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, USER_ERRORS) and type(exc).__name__ not in REGISTRY_ERRORS:
             raise
-        print(f"hstu {args.step}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever the exception's text holds
+        print(f"{args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -12,15 +12,30 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from components.config import PipelineConfig
-from components.data.windows import missing_partitions, training_windows
+from components.data.windows import missing_partitions, training_windows, window_of
 
 log = logging.getLogger(__name__)
+
+
+def run_config(params: Mapping[str, Any]) -> PipelineConfig:
+    """A DAG run's pipeline config: its ``config_file`` Param, read once, with the run's other Params applied."""
+    from components.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(params["config_file"]),
+                           kernel=None if params["kernel"] == "config" else params["kernel"],
+                           train_windows=params["train_windows"], auc_floors=params["auc_floors"],
+                           max_regression=params["max_regression"], work_dir=params["work_dir"])
+
+
+def run_window(params: Mapping[str, Any], data_interval_start: datetime | None) -> str:
+    """A DAG run's evaluation window: the ``window_date`` Param, else the day its data interval starts."""
+    return window_of(window_date=params["window_date"], data_interval_start=data_interval_start).isoformat()
 
 
 def _windows(config: PipelineConfig, eval_window: str) -> tuple[date, list[date]]:
@@ -36,12 +51,32 @@ def plan_windows(*, config: PipelineConfig, eval_window: str) -> dict[str, Any]:
             "end": end.isoformat(), "work_dir": config.data.work_dir}
 
 
-def missing_raw_windows(*, config: PipelineConfig, windows: list[str]) -> list[str]:
-    """The raw event partitions among ``windows`` that are absent (or empty)."""
+def plan_run(*, config: PipelineConfig, eval_window: str, dag_id: str, dag_run_id: str,
+             params: dict[str, Any]) -> dict[str, Any]:
+    """The ``plan_windows`` task: :func:`plan_windows` plus the command a ``docker`` launcher would run."""
+    plan = plan_windows(config=config, eval_window=eval_window)
+    plan["trainer_command"] = trainer_command(config=config, config_file=params["config_file"],
+                                              eval_window=eval_window, gpus=params["train_gpus"],
+                                              tags=run_tags(dag_id, dag_run_id, params))
+    return plan
+
+
+def missing_raw_windows(*, config: PipelineConfig, windows: list[str],
+                        waiting_since: datetime | None = None) -> list[str]:
+    """The raw event partitions among ``windows`` that are absent (or empty).
+
+    Raises TimeoutError when some are still missing ``data_config.raw_data_timeout_s`` after ``waiting_since``
+    (the sensor's first look), so a day whose data never comes fails instead of waiting for ever.
+    """
     from components.data.sources import events_root
 
     days = [date.fromisoformat(w) for w in windows]
-    return [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
+    missing = [d.isoformat() for d in missing_partitions(events_root(config.data), days)]
+    waited_s = 0.0 if waiting_since is None else (datetime.now(UTC) - waiting_since).total_seconds()
+    if missing and waited_s > config.data.raw_data_timeout_s:
+        raise TimeoutError(f"raw partitions {missing} under {events_root(config.data)} still missing after "
+                           f"{waited_s:.0f} s (data_config.raw_data_timeout_s {config.data.raw_data_timeout_s})")
+    return missing
 
 
 def build_run_samples(*, config: PipelineConfig, windows: list[str]) -> dict[str, Any]:
@@ -66,7 +101,7 @@ def run_tags(dag_id: str, dag_run_id: str, params: dict[str, Any]) -> dict[str, 
 def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[str, Any], dag_id: str,
                      dag_run_id: str) -> dict[str, Any]:
     """Trains on the training windows, registers a new version; the run is tagged with the DAG run and Params."""
-    from components.registry.tracking import find_version, model_version_uri
+    from components.registry.versions import find_version, model_version_uri
     from components.training.train import train
 
     day, windows = _windows(config, eval_window)
@@ -82,7 +117,7 @@ def train_challenger(*, config: PipelineConfig, eval_window: str, params: dict[s
 
 def score_version(config: PipelineConfig, day: date, version: str) -> dict[str, float]:
     """AUC per task of registered ``version`` on window ``day`` (the evaluator of the gate and its task)."""
-    from components.registry.tracking import model_version_uri
+    from components.registry.versions import model_version_uri
     from components.training.evaluate import evaluate_uri
 
     uri = model_version_uri(config.promotion.registered_model_name, version)
@@ -101,7 +136,7 @@ def _score(config: PipelineConfig, day: date, version: str | None) -> tuple[dict
 
 def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: str, gpus: int,
                     tags: dict[str, str]) -> str:
-    """The training command a container runs (HSTU_TRAIN_LAUNCHER=docker): torchrun over ``gpus`` GPUs, with
+    """The training command a container runs (the ``docker`` launcher): torchrun over ``gpus`` GPUs, with
     the run's resolved kernel and windows, and its tags (one shell-quoted string, as DockerOperator takes it)."""
     cmd = ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "components.training.train",
            "--config", config_file, "--window", eval_window, "--train-windows", str(config.data.train_windows),
@@ -112,7 +147,7 @@ def trainer_command(*, config: PipelineConfig, config_file: str, eval_window: st
 
 def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: str) -> str:
     """The version this DAG run's training registered for ``window`` (found by its tags, wherever it ran)."""
-    from components.registry.tracking import find_version
+    from components.registry.versions import find_version
 
     version = find_version(config, tags={"dag_run_id": dag_run_id, "window": window})
     if version is None:
@@ -124,7 +159,7 @@ def registered_challenger(*, config: PipelineConfig, window: str, dag_run_id: st
 def evaluate_challenger_and_champion(*, config: PipelineConfig, window: str,
                                      challenger_version: str) -> dict[str, Any]:
     """Scores the new version and the current ``@champion`` with the same evaluator on the same window."""
-    from components.registry.gate import current_aliases
+    from components.registry.aliases import current_aliases
 
     day = date.fromisoformat(window)
     champion_version = current_aliases(config).champion
@@ -215,7 +250,7 @@ def report_run(*, config: PipelineConfig, window: str, dag_run_id: str, states: 
     reports.mkdir(parents=True, exist_ok=True)
     (reports / f"{window}.md").write_text(text)
     if trained and trained.get("run_id"):
-        from components.registry.tracking import annotate_run
+        from components.registry.runs import annotate_run
 
         annotate_run(config, trained["run_id"], tags={"hstu.outcome": outcome}, texts={"report.md": text})
     return {"outcome": outcome, "failed": outcome.startswith("failed"), "window": window,

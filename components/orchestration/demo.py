@@ -35,15 +35,16 @@ def _ensure_data(work_dir: Path, users: int, days: int) -> Path:
     return raw
 
 
-def _run_dag(env: dict[str, str], window: date) -> bool:
+def _run_dag(env: dict[str, str], work_dir: Path, window: date) -> bool:
     """One DAG run whose data interval starts on ``window`` (the cron fires at 03:00 the next day)."""
     logical = f"{window + timedelta(days=1)}T03:00:00+00:00"
-    log = stack_dir(Path(env["HSTU_WORK_DIR"])) / f"dags_test_{window}.log"
-    print(f"airflow dags test hstu_daily {logical}  (window {window}; log {log})", flush=True)
+    log = stack_dir(work_dir) / f"dags_test_{window}.log"
+    params = json.dumps({"config_file": str(CONFIG), "work_dir": str(work_dir)})
+    print(f"airflow dags test hstu_daily {logical} --conf '{params}'  (window {window}; log {log})", flush=True)
     t0 = time.monotonic()
     with open(log, "w") as out:
-        proc = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "hstu_daily", logical],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "hstu_daily", logical,
+                               "--conf", params], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     print(f"  -> {'success' if proc.returncode == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     return proc.returncode == 0
 
@@ -98,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.data.train_windows} training windows")
     _ensure_data(work_dir, args.users, args.days)
     env = airflow_env(work_dir)
-    env["HSTU_CONFIG"] = str(CONFIG)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL, cwd=REPO)
     last = START + timedelta(days=args.days - 1)
     windows = [last - timedelta(days=1), last]
-    ok = all([_run_dag(env, w) for w in windows])
+    ok = all([_run_dag(env, work_dir, w) for w in windows])
     _summary(work_dir, windows)
     print(f"\nMLflow:  {env['MLFLOW_TRACKING_URI']}  (browse it: make up, then http://127.0.0.1:5000)")
     print(f"Samples: {work_dir / 'samples'}   Stats: {work_dir / 'stats'}   Runs: {work_dir / 'runs'}")

@@ -46,12 +46,8 @@ def airflow_env(work_dir: Path) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "HSTU_WORK_DIR": str(work_dir),
         "MLFLOW_TRACKING_URI": f"sqlite:///{work_dir}/mlflow.db",
         "SPARK_LOCAL_IP": "127.0.0.1",
-        # The local data is historical: a scheduled run for today finds no raw data and should say so soon.
-        "HSTU_RAW_DATA_POKE_S": env.get("HSTU_RAW_DATA_POKE_S", "10"),
-        "HSTU_RAW_DATA_TIMEOUT_S": env.get("HSTU_RAW_DATA_TIMEOUT_S", "60"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     })
     return env

@@ -239,9 +239,10 @@ def evaluate_uri(*, model_uri: str, config: PipelineConfig, window: date,
     Only the data section (where the window's samples are) and the evaluation settings come from ``config``.
 
     Raises:
-        components.registry.tracking.TrackingUnavailableError: the tracking store is unreachable.
+        components.registry.store.TrackingUnavailableError: the tracking store is unreachable.
     """
-    from components.registry.tracking import load_model, resolve_tracking_uri
+    from components.registry.store import resolve_tracking_uri
+    from components.registry.versions import load_model
     from hstu_model.backend import resolve_backend, use_backend
 
     device = _device(config)

@@ -183,7 +183,7 @@ def train(*, config: PipelineConfig, eval_window: date, train_windows: list[date
         TrainResult (also written to ``{work_dir}/runs/<window>/result.json``).
     Raises:
         FileNotFoundError: no samples for the windows. TrainingInterrupted: the stop hook fired.
-        components.registry.tracking.TrackingUnavailableError: MLflow unreachable; training finished and its results
+        components.registry.store.TrackingUnavailableError: MLflow unreachable; training finished and its results
             were written locally first, and no model version was registered.
     """
     from components.training.train_tracking import RunTracker

@@ -1,4 +1,4 @@
-"""What a training run logs to MLflow, through ``components.registry.tracking`` (the only MLflow importer besides the gate).
+"""What a training run logs to MLflow, through ``components.registry`` (the only stage that imports mlflow).
 
 One run per training (tags: ``dag_id``, ``dag_run_id``, ``window``, ``train_windows``, ``resumed_from_step``):
 params (train config, windows), the resolved config text, each window's data statistics JSON, per-step loss
@@ -29,14 +29,9 @@ import torch
 
 from components.config import PipelineConfig
 from components.data.id_vocab import model_vocab_text
-from components.registry.tracking import (
-    RegisteredVersion,
-    TrackedRun,
-    TrackingUnavailableError,
-    connect,
-    register_version,
-    start_run,
-)
+from components.registry.runs import TrackedRun, start_run
+from components.registry.store import TrackingUnavailableError, connect
+from components.registry.versions import RegisteredVersion, register_version
 from components.training import plots
 
 logger = logging.getLogger(__name__)

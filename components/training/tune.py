@@ -9,7 +9,7 @@ A trial's config is the study's config with the drawn values written into its te
 (:func:`with_params`, like ``components.config.apply_overrides``): it is validated like a file, and its
 resolved text is what the trial's run logs.
 
-MLflow (through ``components.registry.tracking``; this module imports no mlflow): the study is one parent run (params:
+MLflow (through ``components.registry.runs``; this module imports no mlflow): the study is one parent run (params:
 window, training windows, trials, seed, search space; metric ``tune/objective`` per trial number; the best
 params, value and config). Each trial is an ordinary training run, never registered, nested under it by the
 ``mlflow.parentRunId`` tag and given params ``tune/<name>`` and the metric ``tune/objective``.
@@ -41,14 +41,8 @@ from optuna.trial import TrialState
 from components.config import PipelineConfig, parse_config
 from components.data.windows import sample_files, select_training_windows
 from components.proto import pipeline_pb2
-from components.registry.tracking import (
-    PARENT_RUN_TAG,
-    TrackedRun,
-    TrackingTarget,
-    annotate_run,
-    connect,
-    start_parent_run,
-)
+from components.registry.runs import PARENT_RUN_TAG, TrackedRun, annotate_run, start_parent_run
+from components.registry.store import TrackingTarget, connect
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +161,7 @@ def tune(*, config: PipelineConfig, window: date, trials: int, out: Path | None 
         train_windows: explicit training windows (all before D); default: the config's, as ``hstu train``.
     Returns:
         TuneResult. Raises ValueError when every trial failed (no finite AUC), FileNotFoundError when samples
-        are missing, components.registry.tracking.TrackingUnavailableError when MLflow is unreachable.
+        are missing, components.registry.store.TrackingUnavailableError when MLflow is unreachable.
     """
     t0 = time.perf_counter()
     if trials < 1:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from components.orchestration.cli import main
+import pytest
+
+from components.orchestration.cli import build_parser, main
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -74,3 +77,55 @@ def test_model_summary_counts_parameters(capsys):
     assert "DlrmHSTU: d=64, heads=2, layers=2" in out and "total" in out
     total = int(out.strip().splitlines()[-1].split()[-1].replace(",", ""))
     assert total > 1_000_000  # the two 100k-row id tables alone
+
+
+# Every runnable subcommand with arguments that are wrong in a way found before any work starts (no Spark,
+# MLflow or training): a config file that does not exist, or a date that is not YYYY-MM-DD.
+MISSING = "/nonexistent/missing.config"
+BAD_ARGUMENTS = {
+    ("config", "validate"): [MISSING],
+    ("config", "show"): [MISSING],
+    ("data", "generate"): ["--out", "/nonexistent/raw", "--start-date", "2022-99-01"],
+    ("data", "oracle"): ["--data", "/nonexistent/raw", "--window-start", "yesterday"],
+    ("samples", "build"): ["--config", MISSING, "--window-start", "2022-04-10"],
+    ("model", "summary"): [MISSING],
+    ("tune",): ["--config", MISSING, "--window", "2022-04-10", "--trials", "1"],
+    ("baselines",): ["--config", MISSING, "--window", "2022-04-10"],
+    ("gate",): ["--config", MISSING, "--version", "1", "--window", "2022-04-10"],
+    ("promote",): ["--config", MISSING, "--version", "1"],
+    ("rollback",): ["--config", MISSING],
+}
+
+
+def _commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):
+    """(words, parser) of every runnable subcommand (one with a handler), depth first."""
+    if parser.get_default("handler") is not None:
+        yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*words, name))
+
+
+def test_the_table_names_every_subcommand():
+    assert {words for words, _ in _commands(build_parser())} == set(BAD_ARGUMENTS)
+
+
+@pytest.mark.parametrize("words", sorted(BAD_ARGUMENTS), ids=" ".join)
+def test_subcommand_conventions(words, capsys):
+    """A one-line summary in --help, --json accepted, and a user error: exit 2, one line on stderr."""
+    parser = dict(_commands(build_parser()))[words]
+    assert parser.description and "\n" not in parser.description
+    with pytest.raises(SystemExit) as shown:
+        main([*words, "--help"])
+    assert shown.value.code == 0 and parser.description in " ".join(capsys.readouterr().out.split())
+    assert any(action.option_strings == ["--json"] for action in parser._actions)
+
+    try:
+        code = main([*words, "--json", *BAD_ARGUMENTS[words]])
+    except SystemExit as exc:  # argparse's own checks (a bad date) exit from parse_args
+        code = exc.code
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.count("\n") == 1 and "error:" in captured.err and "Traceback" not in captured.err
+    assert captured.out == "" and "--json" not in captured.err  # the error is the bad argument, not --json

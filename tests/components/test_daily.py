@@ -5,12 +5,24 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from components.config import apply_overrides, load_config
-from components.orchestration.daily import _for_xcom, _nan_safe, plan_windows, report_run, trainer_command
-from components.registry.gate import decide
+from components.orchestration.daily import (
+    _for_xcom,
+    _nan_safe,
+    missing_raw_windows,
+    plan_run,
+    plan_windows,
+    report_run,
+    run_config,
+    run_window,
+    trainer_command,
+)
+from components.registry.decision import decide
 
 SMALL = Path(__file__).resolve().parents[2] / "configs" / "small_cpu.config"
 
@@ -40,6 +52,29 @@ def test_trainer_command_runs_torchrun_with_the_runs_settings():
     assert cmd[cmd.index("--window") + 1] == "2022-04-15" and cmd[cmd.index("--train-windows") + 1] == "3"
     assert cmd[cmd.index("--kernel") + 1] == "PYTORCH"
     assert "dag_run_id=manual run 1" in cmd and "param.kernel=TRITON" in cmd
+
+
+def test_a_runs_params_shape_its_config_window_and_trainer_command(tmp_path):
+    params = {"config_file": str(SMALL), "work_dir": str(tmp_path), "kernel": "config", "train_windows": 2,
+              "auc_floors": {"is_click": 0.6}, "max_regression": None, "window_date": None, "train_gpus": 2}
+    config = run_config(params)
+    assert config.data.work_dir == str(tmp_path) and config.data.train_windows == 2
+    assert config.model.kernel == load_config(SMALL).model.kernel and config.promotion.rule("is_click").auc_floor == 0.6
+    assert run_window(params, date(2022, 4, 15)) == "2022-04-15"
+    assert run_window({**params, "window_date": "2022-04-09"}, date(2022, 4, 15)) == "2022-04-09"
+    plan = plan_run(config=config, eval_window="2022-04-15", dag_id="hstu_daily", dag_run_id="r", params=params)
+    assert plan["windows"] == ["2022-04-13", "2022-04-14", "2022-04-15"] and plan["work_dir"] == str(tmp_path)
+    assert "--nproc-per-node=2" in shlex.split(plan["trainer_command"])
+
+
+def test_raw_data_wait_ends_after_the_configs_timeout(tmp_path):
+    config = apply_overrides(load_config(SMALL), work_dir=str(tmp_path))  # no raw data there
+    assert config.data.raw_data_timeout_s == 60
+    now = datetime.now(UTC)
+    assert missing_raw_windows(config=config, windows=["2022-04-15"]) == ["2022-04-15"]  # the first look
+    assert missing_raw_windows(config=config, windows=["2022-04-15"], waiting_since=now) == ["2022-04-15"]
+    with pytest.raises(TimeoutError, match=r"\['2022-04-15'\].*raw_data_timeout_s 60"):
+        missing_raw_windows(config=config, windows=["2022-04-15"], waiting_since=now - timedelta(seconds=90))
 
 
 def test_trainer_cli_takes_tags_and_kernel():

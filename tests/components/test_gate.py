@@ -14,22 +14,12 @@ import pytest
 import torch
 
 from components.config import PromotionConfig, TaskRule, TrackingConfig, load_config
-from components.registry.gate import (
-    StaleChampionError,
-    apply_decision,
-    decide,
-    promote,
-    render_markdown,
-    rollback,
-    run_gate,
-)
-from components.registry.tracking import (
-    TrackingUnavailableError,
-    client_for,
-    connect,
-    register_version,
-    start_run,
-)
+from components.registry.aliases import StaleChampionError, promote, rollback
+from components.registry.decision import decide, render_markdown
+from components.registry.gate import apply_decision, run_gate
+from components.registry.runs import start_run
+from components.registry.store import TrackingUnavailableError, client_for, connect
+from components.registry.versions import register_version
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = PromotionConfig("m", 0.55, 0.01, (TaskRule("is_like", 0.60, 0.02),), ("is_click", "is_like"))
@@ -412,7 +402,8 @@ def test_gate_against_a_down_server_fails_clearly_before_evaluating(store):
 
 
 def test_current_aliases_of_unregistered_and_promoted_models(store):
-    from components.registry.gate import AliasState, current_aliases, run_gate
+    from components.registry.aliases import AliasState, current_aliases
+    from components.registry.gate import run_gate
 
     cfg, _, versions = _setup(store, "aliases_model", 1)
     unknown = cfg.replace(promotion=dataclasses.replace(cfg.promotion, registered_model_name="never_registered"))
@@ -423,7 +414,7 @@ def test_current_aliases_of_unregistered_and_promoted_models(store):
 
 
 def test_annotate_run_adds_tags_and_text(store):
-    from components.registry.tracking import annotate_run
+    from components.registry.runs import annotate_run
 
     cfg, target, run_id, _ = store
     annotate_run(cfg, run_id, tags={"hstu.outcome": "promoted"}, texts={"report.md": "# done\n"})
@@ -433,7 +424,7 @@ def test_annotate_run_adds_tags_and_text(store):
 
 
 def test_find_version_finds_what_a_dag_run_registered(store):
-    from components.registry.tracking import find_version
+    from components.registry.versions import find_version
 
     cfg, _, versions = _setup(store, "retry_model", 2)
     assert find_version(cfg, tags={"dag_run_id": "r", "window": "2022-04-09"}) == versions[-1]

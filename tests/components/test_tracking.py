@@ -14,18 +14,16 @@ import pytest
 import torch
 
 from components.config import TrackingConfig, load_config
-from components.registry.tracking import (
+from components.registry.runs import start_run
+from components.registry.store import (
     TrackingUnavailableError,
     check_tracking_server,
     client_for,
     connect,
-    load_model,
-    model_alias_uri,
-    register_version,
     resolve_tracking_uri,
-    start_run,
     tracking_server_reachable,
 )
+from components.registry.versions import load_model, model_alias_uri, register_version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,7 +136,7 @@ def test_logged_registered_model_gives_identical_outputs_in_a_fresh_process(targ
 
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     torch.save(x, tmp_path / "x.pt")
-    code = ("import sys, torch; from components.registry.tracking import load_model; x = torch.load(sys.argv[2]); "
+    code = ("import sys, torch; from components.registry.versions import load_model; x = torch.load(sys.argv[2]); "
             "torch.save([load_model(u, tracking_uri=sys.argv[1])(x).detach() for u in sys.argv[4:]], sys.argv[3])")
     uris = [version.model_uri, model_alias_uri("tracking_roundtrip", "champion")]
     subprocess.run([sys.executable, "-c", code, target.tracking_uri, str(tmp_path / "x.pt"),

@@ -21,7 +21,7 @@ from train_data import REPO, small_config, small_config_text, write_samples
 from components.config import parse_config
 from components.data.id_vocab import ID_VOCAB_FILE, parse_model_vocab
 from components.data.windows import sample_files
-from components.registry.tracking import TrackingUnavailableError, client_for
+from components.registry.store import TrackingUnavailableError, client_for
 from components.training.evaluate import evaluate_uri
 from components.training.train import ID_ROWS_FILE, TrainingInterrupted, train
 from hstu_model.batch import collate
@@ -98,7 +98,7 @@ def test_triton_config_without_a_gpu_fails_unless_the_fallback_is_allowed(tmp_pa
 _PREDICT = """
 import sys, numpy as np, pyarrow.parquet as pq
 from components.config import load_config
-from components.registry.tracking import load_model
+from components.registry.versions import load_model
 from hstu_model.batch import collate
 config = load_config(sys.argv[1])
 model = load_model(sys.argv[2], tracking_uri=config.tracking.tracking_uri, map_location="cpu").eval()

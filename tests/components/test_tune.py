@@ -14,7 +14,8 @@ from train_data import small_config_text, write_samples
 
 from components.config import ConfigError, load_config
 from components.orchestration.cli import main
-from components.registry.tracking import PARENT_RUN_TAG, client_for
+from components.registry.runs import PARENT_RUN_TAG
+from components.registry.store import client_for
 from components.training.tune import SEARCH_SPACE, with_params
 
 

@@ -52,21 +52,18 @@ def sides(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("OMP_NUM_THREADS", "1")
 
     daily, daily_config = _workspace(base / "daily", base / "raw", config_text)
-    env = {**airflow_env(daily), "HSTU_CONFIG": str(daily_config)}
+    env = airflow_env(daily)
     assert _airflow(env, "db", "migrate").returncode == 0
     for logical in LOGICAL_DATES:
-        run = _airflow(env, "dags", "test", "hstu_daily", logical)
+        params = {"config_file": str(daily_config), "work_dir": str(daily)}
+        run = _airflow(env, "dags", "test", "hstu_daily", logical, "--conf", json.dumps(params))
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     backfill, backfill_config = _workspace(base / "backfill", base / "raw", config_text)
-    monkeypatch_module.setenv("HSTU_CONFIG", str(backfill_config))
-    # Unpausing schedules today's run, which waits for raw data that never comes: let it give up soon.
-    monkeypatch_module.setenv("HSTU_RAW_DATA_POKE_S", "5")
-    monkeypatch_module.setenv("HSTU_RAW_DATA_TIMEOUT_S", "15")
     try:
         up(backfill)  # scheduler, DAG processor and API server: a backfill is run by the scheduler
         env = airflow_env(backfill)
-        runs = _run_backfill(env)
+        runs = _run_backfill(env, {"config_file": str(backfill_config), "work_dir": str(backfill)})
     finally:
         down(backfill)
     return daily, backfill, runs
@@ -86,17 +83,19 @@ def monkeypatch_module():
         yield patch
 
 
-def _run_backfill(env: dict[str, str], timeout_s: float = 1200) -> list[dict]:
+def _run_backfill(env: dict[str, str], params: dict, timeout_s: float = 1200) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:  # the DAG processor must have stored the DAG before a backfill can name it
         created = _airflow(env, "backfill", "create", "--dag-id", "hstu_daily", "--from-date", LOGICAL_DATES[0],
-                           "--to-date", LOGICAL_DATES[-1], "--max-active-runs", "1", timeout=120)
+                           "--to-date", LOGICAL_DATES[-1], "--max-active-runs", "1",
+                           "--dag-run-conf", json.dumps(params), timeout=120)
         if created.returncode == 0:
             break
         assert time.monotonic() < deadline, created.stdout[-2000:] + created.stderr[-2000:]
         time.sleep(5)
-    # Airflow 3 starts backfill runs only for an unpaused DAG; unpausing also schedules today's run, which finds
-    # no raw data and fails after HSTU_RAW_DATA_TIMEOUT_S (the backfill waits for it: max_active_runs is 1).
+    # Airflow 3 starts backfill runs only for an unpaused DAG; unpausing also schedules today's run (default
+    # Params: configs/small_cpu.config), which finds no raw data and fails after its raw_data_timeout_s of 60 s
+    # (the backfill waits for it: max_active_runs is 1).
     assert _airflow(env, "dags", "unpause", "hstu_daily", timeout=120).returncode == 0
     while time.monotonic() < deadline:
         listed = _airflow(env, "dags", "list-runs", "hstu_daily", "--output", "json", timeout=120)

@@ -17,10 +17,8 @@ from tests.dags.dag_config import dag_test_config
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-def _dags_test(env: dict[str, str], logical: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "airflow", "dags", "test", "hstu_daily", logical]
-    if conf:
-        cmd += ["--conf", json.dumps(conf)]
+def _dags_test(env: dict[str, str], logical: str, conf: dict) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "airflow", "dags", "test", "hstu_daily", logical, "--conf", json.dumps(conf)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
 
 
@@ -32,15 +30,15 @@ def airflow(tmp_path_factory):
     generate_dataset(out=work / "raw", users=120, days=3, seed=2)
     config = work / "dag.config"  # one training window, floors at 0: the first run must become the champion
     config.write_text(dag_test_config(train_windows=1))
-    env = {**airflow_env(work), "HSTU_CONFIG": str(config), "OMP_NUM_THREADS": "1"}
+    env = {**airflow_env(work), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, cwd=REPO,
                    capture_output=True, timeout=300)
-    return work, env
+    return work, env, {"config_file": str(config), "work_dir": str(work)}  # the runs' Params
 
 
 def test_daily_run_promotes_then_dry_run_moves_nothing(airflow):
-    work, env = airflow
-    first = _dags_test(env, "2022-04-10T03:00:00+00:00")  # data interval starts 2022-04-09
+    work, env, params = airflow
+    first = _dags_test(env, "2022-04-10T03:00:00+00:00", params)  # data interval starts 2022-04-09
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     report = (work / "reports" / "2022-04-09.md").read_text()
     assert "**Outcome:** promoted to @champion" in report
@@ -52,7 +50,7 @@ def test_daily_run_promotes_then_dry_run_moves_nothing(airflow):
     assert run.data.tags["param.dry_run"] == "False"
     assert list((work / "samples").glob("dt=2022-04-0[89]"))
 
-    second = _dags_test(env, "2022-04-11T03:00:00+00:00", {"dry_run": True, "kernel": "TRITON"})
+    second = _dags_test(env, "2022-04-11T03:00:00+00:00", {**params, "dry_run": True, "kernel": "TRITON"})
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert "**Outcome:** dry run" in (work / "reports" / "2022-04-10.md").read_text()
     aliases = {k: str(v) for k, v in client.get_registered_model("dlrm_hstu").aliases.items()}

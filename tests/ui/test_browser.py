@@ -8,7 +8,6 @@ shows the `champion` alias. Needs Debian's chromium (`make test-browser` install
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from pathlib import Path
@@ -39,12 +38,10 @@ def stack(tmp_path_factory):
     generate_dataset(out=work / "raw", users=300, days=3, seed=1)
     config = work / "ui.config"  # floors at 0 so the first run becomes the champion
     config.write_text(dag_test_config(train_windows=None))
-    os.environ["HSTU_CONFIG"] = str(config)
     try:
         urls = up(work)
-        yield work, urls
+        yield work, urls, config
     finally:
-        os.environ.pop("HSTU_CONFIG", None)
         down(work)
 
 
@@ -76,7 +73,7 @@ def _wait_for_run(token: str, timeout_s: float = 900) -> dict:
 def test_trigger_from_the_form_and_see_the_champion(stack):
     from playwright.sync_api import expect, sync_playwright
 
-    work, _ = stack
+    work, _, config = stack
     password = admin_password(work)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -92,10 +89,13 @@ def test_trigger_from_the_form_and_see_the_champion(stack):
         form = page.get_by_role("dialog")
         form.locator("input[type=date]").first.fill("2022-04-10")  # Evaluation window (was empty)
         form.get_by_role("spinbutton").first.fill("1")  # Training windows (was the config's 3)
+        form.get_by_label("Pipeline config").fill(str(config))  # the config and work folder of this test
+        form.get_by_label("Work folder").fill(str(work))
         form.get_by_role("button", name="Trigger").click()
         run = _wait_for_run(_token(password))
         assert run["state"] == "success", run
         assert run["conf"]["window_date"] == "2022-04-10" and run["conf"]["train_windows"] == 1
+        assert run["conf"]["config_file"] == str(config) and run["conf"]["work_dir"] == str(work)
         page.goto(f"{AIRFLOW}/dags/hstu_daily/runs/{run['dag_run_id']}")
         expect(page.get_by_text("report").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "airflow_run_grid.png"), full_page=True)
