@@ -184,6 +184,18 @@ class TrackedRun:
             code_paths=list(code_paths) if code_paths else None)
         return LoggedModel(info.model_uri, info.model_id, self.run_id)
 
+    def log_ranker(self, model: torch.nn.Module, example: Any, *, name: str = "model") -> LoggedModel:
+        """Logs a trained DlrmHSTU as a pyfunc model that scores sample rows (``components.registry.ranker``),
+        with a signature and ``example`` (sample rows without labels) as its input example."""
+        from components.registry.ranker import log_ranker
+
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:
+            raise RuntimeError(f"log_ranker for run {self.run_id} must be called inside its start_run block "
+                               f"(active run: {active.info.run_id if active else None})")
+        info = log_ranker(model, example, name=name, pip_requirements=_pip_requirements())
+        return LoggedModel(info.model_uri, info.model_id, self.run_id)
+
 
 @contextlib.contextmanager
 def start_run(target: TrackingTarget, *, dag_id: str, dag_run_id: str, window: str,

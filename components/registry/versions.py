@@ -98,13 +98,22 @@ def register_version(target: TrackingTarget, *, run_id: str, model_uri: str, win
 
 
 def load_model(model_uri: str, *, tracking_uri: str, map_location: str | None = None) -> torch.nn.Module:
-    """Loads a logged/registered torch model: ``models:/NAME/VERSION``, ``models:/NAME@alias`` or ``models:/m-<id>``."""
+    """Loads a logged/registered torch model: ``models:/NAME/VERSION``, ``models:/NAME@alias`` or ``models:/m-<id>``.
+
+    A trained DlrmHSTU is logged as a pyfunc ranker (``components.registry.ranker``): its torch module is returned.
+    Any other model, and versions logged before the ranker existed, are ``mlflow.pytorch`` models.
+    """
+    import mlflow.pyfunc
     import mlflow.pytorch
+    from mlflow.models import get_model_info
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     with clear_unreachable_errors(tracking_uri):
-        return mlflow.pytorch.load_model(model_uri, map_location=map_location)
+        if "pytorch" in get_model_info(model_uri).flavors:
+            return mlflow.pytorch.load_model(model_uri, map_location=map_location)
+        module = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+        return module.to(map_location) if map_location else module
 
 
 def get_version(client: MlflowClient, name: str, version: str | int):

@@ -29,6 +29,8 @@ import torch
 
 from components.config import PipelineConfig
 from components.data.id_vocab import model_vocab_text
+from components.data.windows import sample_files
+from components.registry.ranker import input_example
 from components.registry.runs import TrackedRun, start_run
 from components.registry.store import TrackingUnavailableError, connect
 from components.registry.versions import RegisteredVersion, register_version
@@ -175,7 +177,8 @@ class RunTracker:
                    artifact_file="result/result.json")
         if getattr(model, "id_rows", None) is not None:  # the model carries it too; this copy is for reading
             self._call(run.log_config_text, model_vocab_text(model.id_rows.vocab), artifact_file="vocab/ids.json")
-        logged = self._call(run.log_model, copy.deepcopy(model).cpu().eval())
+        example = input_example(sample_files(config.data.work_dir, [self.window])[0])
+        logged = self._call(run.log_ranker, copy.deepcopy(model).cpu().eval(), example)
         self.model_uri = logged.model_uri if logged is not None else None
 
     def register(self, config: PipelineConfig, result: Any) -> RegisteredVersion | None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -124,6 +125,41 @@ def test_registered_version_reloads_in_a_fresh_process_and_predicts_the_same(tra
     with torch.no_grad():
         expected = model.eval()(collate(pq.read_table(rows_file), config.model, id_rows)).numpy()
     np.testing.assert_array_equal(np.load(out), expected)
+
+
+_PYFUNC = """
+import sys, json, mlflow.pyfunc, pyarrow.parquet as pq
+mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])
+ranker = mlflow.pyfunc.load_model(sys.argv[2])  # nothing from the repository's config
+rows = pq.read_table(sys.argv[3]).drop_columns(["item_action_weight", "item_watch_time"]).to_pandas()
+ranker.predict(rows).to_parquet(sys.argv[4])
+meta = ranker.metadata
+print(json.dumps({"inputs": [c.name for c in meta.get_input_schema().inputs],
+                  "outputs": [c.name for c in meta.get_output_schema().inputs],
+                  "example": meta.saved_input_example_info is not None}))
+"""
+
+
+def test_a_version_is_a_pyfunc_with_signature_and_example_that_scores_sample_rows_in_a_fresh_process(trained,
+                                                                                                      tmp_path):
+    config, dates, result = trained
+    rows_file = sample_files(config.data.work_dir, [dates[-1]])[0]
+    out = tmp_path / "scores.parquet"
+    uri = f"models:/{config.promotion.registered_model_name}/{result.registered_version}"
+    proc = subprocess.run([sys.executable, "-c", _PYFUNC, config.tracking.tracking_uri, uri, str(rows_file), str(out)],
+                          cwd=tmp_path, check=True, timeout=240, capture_output=True, text=True)
+    meta = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"user_id", "video_id", "item_video_id", "item_query_time"} <= set(meta["inputs"]), meta
+    assert "item_action_weight" not in meta["inputs"] and meta["example"], "labels are no input; an example is kept"
+    assert meta["outputs"] == ["sample", "user_id", "candidate", "item_video_id", "is_click", "is_like"], meta
+    scores = pd.read_parquet(out)
+    model = build_model(config.model, "cpu")
+    model.load_state_dict(torch.load(result.model_state_path))
+    id_rows = IdRows(config.model, parse_model_vocab((Path(result.result_path).parent / ID_ROWS_FILE).read_text()))
+    with torch.no_grad():
+        expected = torch.sigmoid(model.eval()(collate(pq.read_table(rows_file), config.model, id_rows))).numpy()
+    np.testing.assert_allclose(scores[["is_click", "is_like"]].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert scores["candidate"].max() > 0 and scores["sample"].is_monotonic_increasing
 
 
 def test_evaluate_uri_reproduces_the_trainers_metrics(trained):
