@@ -168,6 +168,10 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         return [lambda m: m.model_config.dlrm_hstu.fusion_mtl_tower.mlp.dropout_ratio.append(float(value))], None
     if key == "history":  # the last N history events only
         return [], _last_events(int(value))
+    if key == "user_id_dropout":  # while training the user's id reads the unseen row with this probability
+        def change(m, rate=float(value)):
+            m.model_config.dlrm_hstu.contextual_id_dropout.add(feature_name="user_id", rate=rate)
+        return [change], None
     if key == "no_user_id":  # the user's id leaves the contextual tokens (its features stay)
         return [_drop_contextual("user_id")], None
     if key in ("video_dim", "user_dim"):

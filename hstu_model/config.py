@@ -7,6 +7,7 @@ must agree, bitmasks and action weights. Every error names the field path and, f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -130,6 +131,8 @@ class ModelConfig:
     # Set by the pipeline from data_config.history_mode: the last num_candidates history tokens of each sample
     # are the window's own events, each seen only by the candidates after it (kernels.hstu_attention query_time).
     query_time: bool = False
+    # (contextual feature, rate): while training the id reads row 0 with this probability (model.proto).
+    contextual_id_dropout: tuple[tuple[str, float], ...] = ()
 
 
 def decimal_float(value: float) -> float:
@@ -297,10 +300,25 @@ def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None
     config = ModelConfig(groups, hstu, _tower(d.fusion_mtl_tower.mlp, d.fusion_mtl_tower.history_summary,
                                                  d.fusion_mtl_tower.id_bias, fail), _tasks(d.fusion_mtl_tower, fail),
                          d.max_seq_len, model_pb2.Kernel.Name(msg.kernel))
+    config = dataclasses.replace(config, contextual_id_dropout=_id_dropout(d, groups, fail))
     if len(groups.contextual) >= d.max_seq_len:
         raise fail("model_config.dlrm_hstu.max_seq_len",
                    f"{d.max_seq_len} leaves no room after {len(groups.contextual)} contextual tokens")
     return config
+
+
+def _id_dropout(d: model_pb2.DlrmHstuConfig, groups: FeatureGroups,
+                fail: Callable[[str, str], ConfigError]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for i, item in enumerate(d.contextual_id_dropout):
+        path = f"model_config.dlrm_hstu.contextual_id_dropout[{i}]"
+        if item.feature_name not in groups.contextual:
+            raise fail(f"{path}.feature_name", f"{item.feature_name!r} is not a contextual feature "
+                                               f"({list(groups.contextual)})")
+        if not 0.0 <= item.rate < 1.0:
+            raise fail(f"{path}.rate", f"must be in [0, 1), got {decimal_float(item.rate)}")
+        out.append((item.feature_name, decimal_float(item.rate)))
+    return tuple(out)
 
 
 def sequence_budget(config: ModelConfig) -> int:

@@ -9,11 +9,15 @@ Per sample the token sequence is ``[K contextual | U history, oldest first | T c
     logits  = tower(user, item content[, history summary])    [C, num_tasks]
             (+ per-task id biases with id_bias: hstu_model.id_bias)
 
+While training, ``contextual_id_dropout`` first replaces listed contextual ids by row 0 (the unseen row).
+
 ``build_model`` builds the embedding tables through ``build_embeddings`` (the factory a sharder replaces) and
 resolves the kernel backend once; every layer gets it as a constructor argument.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
@@ -119,6 +123,8 @@ class DlrmHSTU(nn.Module):
 
     def forward(self, batch: HstuBatch) -> torch.Tensor:
         """``batch`` (B samples, C candidates) -> logits ``[C, num_tasks]``, candidates in batch order."""
+        if self.training and self.config.contextual_id_dropout:
+            batch = self.drop_contextual_ids(batch)
         x, seq_offsets, candidate_content = self.encode(batch)
         user = x.index_select(0, self.candidate_index(batch, seq_offsets))  # [C, D]
         user = self.postprocessor(user, batch.candidate_timestamp)
@@ -128,6 +134,15 @@ class DlrmHSTU(nn.Module):
             logits = logits + self.id_bias(batch.contextual, batch.candidate_ids, batch.uih_lengths,
                                            batch.candidate_lengths)
         return logits
+
+    def drop_contextual_ids(self, batch: HstuBatch) -> HstuBatch:
+        """The batch with each ``contextual_id_dropout`` feature's id replaced by row 0 (the row of ids the
+        vocabulary has not seen) with its rate, per sample: the history must carry what the id would memorise."""
+        contextual = dict(batch.contextual)
+        for feature, rate in self.config.contextual_id_dropout:
+            ids = contextual[feature]
+            contextual[feature] = torch.where(torch.rand(ids.shape, device=ids.device) < rate, 0, ids)
+        return dataclasses.replace(batch, contextual=contextual)
 
     def history_summary(self, batch: HstuBatch) -> torch.Tensor:
         """The tower's history summary of every candidate: ``[C, 2A + 2]`` (hstu_model.history_summary)."""

@@ -241,15 +241,25 @@ class FusionMtlTowerConfig(_message.Message):
     id_bias: bool
     def __init__(self, mlp: _Optional[_Union[MlpTowerConfig, _Mapping]] = ..., task_configs: _Optional[_Iterable[_Union[TaskConfig, _Mapping]]] = ..., history_summary: _Optional[bool] = ..., id_bias: _Optional[bool] = ...) -> None: ...
 
+class ContextualIdDropout(_message.Message):
+    __slots__ = ("feature_name", "rate")
+    FEATURE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    feature_name: str
+    rate: float
+    def __init__(self, feature_name: _Optional[str] = ..., rate: _Optional[float] = ...) -> None: ...
+
 class DlrmHstuConfig(_message.Message):
-    __slots__ = ("hstu", "fusion_mtl_tower", "max_seq_len")
+    __slots__ = ("hstu", "fusion_mtl_tower", "max_seq_len", "contextual_id_dropout")
     HSTU_FIELD_NUMBER: _ClassVar[int]
     FUSION_MTL_TOWER_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTUAL_ID_DROPOUT_FIELD_NUMBER: _ClassVar[int]
     hstu: HstuConfig
     fusion_mtl_tower: FusionMtlTowerConfig
     max_seq_len: int
-    def __init__(self, hstu: _Optional[_Union[HstuConfig, _Mapping]] = ..., fusion_mtl_tower: _Optional[_Union[FusionMtlTowerConfig, _Mapping]] = ..., max_seq_len: _Optional[int] = ...) -> None: ...
+    contextual_id_dropout: _containers.RepeatedCompositeFieldContainer[ContextualIdDropout]
+    def __init__(self, hstu: _Optional[_Union[HstuConfig, _Mapping]] = ..., fusion_mtl_tower: _Optional[_Union[FusionMtlTowerConfig, _Mapping]] = ..., max_seq_len: _Optional[int] = ..., contextual_id_dropout: _Optional[_Iterable[_Union[ContextualIdDropout, _Mapping]]] = ...) -> None: ...
 
 class ModelConfig(_message.Message):
     __slots__ = ("feature_groups", "dlrm_hstu", "kernel")

@@ -1,14 +1,16 @@
 import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 import torch
 from samples import make_rows, small_config, small_tables
 
-from components.config import load_config
+from components.config import load_config, parse_config
 from hstu_model import backend as backend_module
 from hstu_model.backend import resolve_backend
 from hstu_model.batch import collate
+from hstu_model.config_text import ConfigError
 from hstu_model.losses import multitask_loss
 from hstu_model.model import build_model
 
@@ -121,3 +123,30 @@ def test_use_backend_switches_every_layer():
     assert {m.backend for m in layers} == {"pytorch"}
     with pytest.raises(ValueError, match="unknown kernels backend"):
         use_backend(model, "cuda")
+
+
+def test_contextual_id_dropout_hides_the_id_while_training_only():
+    config = dataclasses.replace(small_config(), contextual_id_dropout=(("user_id", 0.5),))
+    torch.manual_seed(0)
+    model = build_model(config, "cpu")
+    batch = collate(make_rows(64, seed=3), config)
+    dropped = model.drop_contextual_ids(batch)
+    kept = dropped.contextual["user_id"] == batch.contextual["user_id"]
+    assert (dropped.contextual["user_id"][~kept] == 0).all() and 10 < int(kept.sum()) < 54, "about half dropped"
+    assert all(torch.equal(dropped.contextual[f], batch.contextual[f]) for f in batch.contextual if f != "user_id")
+    model.eval()
+    torch.testing.assert_close(model(batch), model(batch))  # no dropout when scoring
+    model.train()
+    torch.manual_seed(1)
+    first = model(batch)
+    torch.manual_seed(1)
+    assert torch.equal(first, model(batch)) and not torch.equal(first, model.eval()(batch))
+
+
+@pytest.mark.parametrize("entry,message", [('feature_name: "video_id" rate: 0.5', "not a contextual feature"),
+                                           ('feature_name: "user_id" rate: 1.0', r"must be in \[0, 1\)")])
+def test_contextual_id_dropout_errors_name_the_field(entry, message):
+    text = Path("configs/small_cpu.config").read_text().replace(
+        "max_seq_len: 320", f"max_seq_len: 320\n        contextual_id_dropout {{ {entry} }}", 1)
+    with pytest.raises(ConfigError, match=rf"contextual_id_dropout\[0\]\..*{message}"):
+        parse_config(text, "dropout.config")
