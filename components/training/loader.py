@@ -215,8 +215,11 @@ def make_loader(files: Sequence[Path], config: ModelConfig, stream: StreamConfig
         if stream.num_roles != 1:
             raise ValueError(f"{stream.num_roles} reader roles need worker_processes=True")
         return iter(dataset)
+    # Its own generator: creating the iterator would otherwise draw from the global RNG that the model's
+    # dropouts use, and a resumed run (which creates it after restoring that RNG) would drift from the original.
     return DataLoader(dataset, batch_size=None, num_workers=stream.num_roles, persistent_workers=False,
-                      prefetch_factor=2, multiprocessing_context="fork" if _fork_ok() else None)
+                      prefetch_factor=2, multiprocessing_context="fork" if _fork_ok() else None,
+                      generator=torch.Generator().manual_seed(stream.seed))
 
 
 def _fork_ok() -> bool:
