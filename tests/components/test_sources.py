@@ -57,7 +57,9 @@ def test_ratings_log_enters_through_the_column_mapping(spark, make_config, tmp_p
         [(7, 101, (s2 + 5) * 1000, 1), (8, 102, (s2 + 9) * 1000, 3)]
     config = make_config(events_path=str(root), column_mapping=RATINGS)
     groups = dataclasses.replace(config.model.feature_groups, contextual=("user_id",))
-    config = config.replace(model=dataclasses.replace(config.model, feature_groups=groups))
+    features = {*groups.contextual, *groups.uih, *groups.candidate}  # the tables follow the groups, as in a config
+    tables = tuple(t for t in config.model.embedding_tables if set(t.feature_names) <= features)
+    config = config.replace(model=dataclasses.replace(config.model, feature_groups=groups, embedding_tables=tables))
     build_samples(config=config, window_starts=[DAY], spark=spark)
     samples = read_samples(config.data.work_dir, DAY)
     assert samples["user_id"].tolist() == [7, 8]
