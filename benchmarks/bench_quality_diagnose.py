@@ -159,10 +159,10 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         "layers": "model_config.dlrm_hstu.hstu.attn_num_layers", "dropout": "model_config.dlrm_hstu.hstu.input_dropout_ratio",
         "weight_decay": "train_config.dense_optimizer.weight_decay", "budget": "train_config.batch_token_budget",
         "sparse_wd": "train_config.sparse_optimizer.weight_decay", "warmup": "train_config.warmup_steps",
-        "stu_dropout": "model_config.dlrm_hstu.hstu.stu.output_dropout_ratio",
+        "stu_dropout": "model_config.dlrm_hstu.hstu.stu.output_dropout_ratio", "seed": "train_config.seed",
     }
     if key in numeric:
-        as_int = key in ("layers", "budget", "warmup")
+        as_int = key in ("layers", "budget", "warmup", "seed")
         return [_set(numeric[key], int(value) if as_int else float(value))], None
     if key == "tower_dropout":
         return [lambda m: m.model_config.dlrm_hstu.fusion_mtl_tower.mlp.dropout_ratio.append(float(value))], None
