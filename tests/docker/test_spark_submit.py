@@ -79,6 +79,7 @@ def test_samples_job_accepts_the_arguments():
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_spark_submit_runs_the_job_against_a_local_master(compose, tmp_path):
     """The command the provider builds, run for real on two days of generated data."""
     from components.datagen import generate_dataset
