@@ -152,7 +152,7 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
     }
     if key in table:
         return table[key]
-    if key == "init":  # handled in run_variant: the tables' initial scale
+    if key in ("init", "no_summary_wide"):  # handled in run_variant (tables' initial scale; wide term off)
         return [], None
     numeric = {
         "sparse_lr": "train_config.sparse_optimizer.lr", "dense_lr": "train_config.dense_optimizer.lr",
@@ -228,6 +228,8 @@ def run_variant(name: str, base: PipelineConfig, window: date, train_windows: li
         config = _edit(config, change)
     trainer = Trainer(config, torch.device(device), 0, 1, name)
     for part in name.split("+"):
+        if part == "no_summary_wide":
+            trainer.model.tower.summary_wide = None
         if part.startswith("init="):
             with torch.no_grad():
                 for weight in trainer.model.embeddings.parameters():

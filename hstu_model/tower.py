@@ -3,6 +3,7 @@
     item = ItemMLP(content [C, E])                      (Linear, SiLU, Linear, LayerNorm -> [C, D])
     logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]
     with ``history_summary``: Head(MLP([user * item, SummaryMLP(summary [C, 2A + 2])]))  (hstu_model.history_summary)
+                              + Wide([log(rates + 0.01), length, in_history])   (a linear term per task)
 
 MLP: per ``hidden_units`` entry ``Linear -> (LayerNorm if use_ln) -> activation -> (Dropout)``.
 """
@@ -50,6 +51,13 @@ class FusionMtlTower(nn.Module):
         self.summary = HistorySummaryEncoder(num_actions, width) if config.history_summary else None
         self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
+        # The wide term: each task's logit moves linearly with the log of the user's action rates, as a logistic
+        # regression on them would. Starts at zero, so an untrained tower predicts what it did without it.
+        self.summary_wide = nn.Linear(2 * num_actions + 2, num_tasks) if self.summary is not None else None
+        if self.summary_wide is not None:
+            nn.init.zeros_(self.summary_wide.weight)
+            nn.init.zeros_(self.summary_wide.bias)
+        self.num_actions = num_actions
 
     def forward(self, user: torch.Tensor, item_content: torch.Tensor,
                 summary: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,4 +65,9 @@ class FusionMtlTower(nn.Module):
         x = user * self.item_mlp(item_content)
         if self.summary is not None:
             x = torch.cat([x, self.summary(summary)], dim=1)  # [C, 2D]
-        return self.head(self.mlp(x))
+        logits = self.head(self.mlp(x))
+        if getattr(self, "summary_wide", None) is not None:  # versions pickled before the wide term lack it
+            rates = 2 * self.num_actions
+            wide = torch.cat([torch.log(summary[:, :rates] + 0.01), summary[:, rates:]], dim=1)
+            logits = logits + self.summary_wide(wide)
+        return logits

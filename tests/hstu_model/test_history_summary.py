@@ -125,3 +125,33 @@ def test_id_bias_starts_at_zero_and_learns_a_per_item_rate():
     table = model.id_bias.lookup.collections["bias"].embeddings["video_id_bias"].weight  # [rows, T rounded up to 4]
     item_bias = table[seen, 0]  # the click bias of each item seen
     assert 7 in seen.tolist() and item_bias[seen == 7].item() > item_bias[seen != 7].max().item() + 0.2
+
+
+def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
+    """The linear term on the log action rates changes nothing before training; trained alone (every other
+    weight frozen) it separates past commenters from the others on users it never saw."""
+    torch.manual_seed(0)
+    base = small_config()
+    tasks = (base.tasks[0], TaskConfig("is_comment", "item_action_weight", COMMENT, ("auc",)))
+    config = dataclasses.replace(base, tasks=tasks, tower=dataclasses.replace(base.tower, history_summary=True))
+    model = build_model(config, "cpu").train()
+    train = [collate(_rows(32, seed=s), config) for s in range(6)]
+    wide = model.tower.summary_wide
+    with torch.no_grad():
+        with_wide = model.eval()(train[0])
+        model.tower.summary_wide = None
+        without = model(train[0])
+        model.tower.summary_wide = wide
+    assert torch.equal(with_wide, without)
+    model.train()
+    optimizer = torch.optim.Adam(wide.parameters(), lr=5e-2)
+    for step in range(120):
+        batch = train[step % len(train)]
+        loss, _ = multitask_loss(model(batch), batch, config.tasks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    held_out = collate(_rows(256, seed=999, first_user=50_000), config)
+    with torch.no_grad():
+        scores = model.eval()(held_out)[:, 1]
+    assert auc(scores, task_labels(held_out, config.tasks)[:, 1]) > 0.85
