@@ -57,7 +57,6 @@ class FusionMtlTower(nn.Module):
         if self.summary_wide is not None:
             nn.init.zeros_(self.summary_wide.weight)
             nn.init.zeros_(self.summary_wide.bias)
-        self.num_actions = num_actions
 
     def forward(self, user: torch.Tensor, item_content: torch.Tensor,
                 summary: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,7 +66,7 @@ class FusionMtlTower(nn.Module):
             x = torch.cat([x, self.summary(summary)], dim=1)  # [C, 2D]
         logits = self.head(self.mlp(x))
         if getattr(self, "summary_wide", None) is not None:  # versions pickled before the wide term lack it
-            rates = 2 * self.num_actions
+            rates = summary.shape[1] - 2  # the 2A rates come first, then length and in_history
             wide = torch.cat([torch.log(summary[:, :rates] + 0.01), summary[:, rates:]], dim=1)
             logits = logits + self.summary_wide(wide)
         return logits

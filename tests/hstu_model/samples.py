@@ -13,6 +13,7 @@ import numpy as np
 
 from components.config import load_config
 from hstu_model.config import EmbeddingTableConfig, ModelConfig
+from hstu_model.losses import multitask_loss
 
 NUM_TOPICS = 4
 NUM_VIDEOS = 64
@@ -74,3 +75,16 @@ def make_rows(num_users: int, seed: int, max_history: int = 12, max_candidates: 
         )
         rows.append(row)
     return rows
+
+
+def train_steps(model, batches: list, optimizer, steps: int, tasks) -> list[float]:
+    """``steps`` optimizer steps cycling through ``batches``; returns the loss of each step."""
+    losses = []
+    for step in range(steps):
+        batch = batches[step % len(batches)]
+        loss, _ = multitask_loss(model(batch), batch, tasks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -5,12 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from samples import CONTEXTUAL, small_config
+from samples import CONTEXTUAL, small_config, train_steps
 
 from hstu_model.batch import collate
 from hstu_model.config import TaskConfig
 from hstu_model.history_summary import RECENT_EVENTS, history_summary
-from hstu_model.losses import multitask_loss, task_labels
+from hstu_model.losses import task_labels
 from hstu_model.metrics import auc
 from hstu_model.model import build_model
 
@@ -90,12 +90,7 @@ def test_rare_task_head_learns_from_the_action_history(summary, steps):
     train = [collate(_rows(32, seed=s), config) for s in range(12)]
     model = build_model(config, "cpu").train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(steps):
-        batch = train[step % len(train)]
-        loss, _ = multitask_loss(model(batch), batch, config.tasks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, train, optimizer, steps, config.tasks)
     held_out = collate(_rows(256, seed=999, first_user=50_000), config)  # users never seen in training
     with torch.no_grad():
         scores = model.eval()(held_out)[:, 1]
@@ -116,11 +111,7 @@ def test_id_bias_starts_at_zero_and_learns_a_per_item_rate():
         assert torch.count_nonzero(model.id_bias(batch.contextual, batch.candidate_ids, batch.uih_lengths,
                                                  batch.candidate_lengths)) == 0
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        loss, _ = multitask_loss(model(batch), batch, config.tasks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, [batch], optimizer, 60, config.tasks)
     seen = batch.candidate_ids["item_video_id"].unique()
     table = model.id_bias.lookup.collections["bias"].embeddings["video_id_bias"].weight  # [rows, T rounded up to 4]
     item_bias = table[seen, 0]  # the click bias of each item seen
@@ -145,12 +136,7 @@ def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
     assert torch.equal(with_wide, without)
     model.train()
     optimizer = torch.optim.Adam(wide.parameters(), lr=5e-2)
-    for step in range(120):
-        batch = train[step % len(train)]
-        loss, _ = multitask_loss(model(batch), batch, config.tasks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, train, optimizer, 120, config.tasks)
     held_out = collate(_rows(256, seed=999, first_user=50_000), config)
     with torch.no_grad():
         scores = model.eval()(held_out)[:, 1]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from samples import make_rows, small_config
+from samples import make_rows, small_config, train_steps
 
 from hstu_model.batch import collate
 from hstu_model.export import export_model, inference_inputs
-from hstu_model.losses import multitask_loss, task_labels
+from hstu_model.losses import task_labels
 from hstu_model.metrics import auc, grouped_auc
 from hstu_model.model import build_model
 
@@ -19,14 +19,7 @@ def trained():
     train = [collate(make_rows(32, seed=s), config) for s in range(16)]
     model = build_model(config, "cpu").train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for step in range(240):
-        batch = train[step % len(train)]
-        loss, _ = multitask_loss(model(batch), batch, config.tasks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(model, train, optimizer, 240, config.tasks)
     return config, model.eval(), losses, collate(make_rows(128, seed=999), config)
 
 
