@@ -110,23 +110,27 @@ def _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WIND
     return lo, full_hi, hi
 
 
-def _sigmoid(x, FAST: tl.constexpr):
-    """sigmoid(x) in fp32; FAST: 0.5 + 0.5 * tanh(x / 2) with one tanh.approx (bf16/fp16 inputs only)."""
+def _one_plus_tanh(h, FAST: tl.constexpr):
+    """a = 1 + tanh(h) = 2 sigmoid(2h) in fp32; FAST: one tanh.approx (bf16/fp16 inputs only).
+
+    The kernels work on h = alpha * q.k / 2, where SiLU(s) = h * a and SiLU'(s) = a / 2 * (1 + h * (2 - a)):
+    two operations per score besides the tanh, and the constant factors (1/S, alpha / 2) are applied once to
+    the accumulators instead of to every score."""
     if FAST:
-        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x * 0.5], dtype=tl.float32,
+        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [h], dtype=tl.float32,
                                       is_pure=True, pack=1)
-        return 0.5 * t + 0.5
+        return t + 1.0
     else:
-        return tl.sigmoid(x)
+        return 2.0 * tl.sigmoid(2.0 * h)
 
 
 def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
-               stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+               stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
                DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
                BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """acc += (mask * SiLU(alpha * q k^T) / S) v for one key block; MASKED=False only for full blocks. id_m: the
-    rows' query ids (`_query_ids`)."""
+    """acc += (mask * SiLU(alpha * q k^T)) v for one key block (the caller applies 1/S once); MASKED=False only
+    for full blocks. id_m: the rows' query ids (`_query_ids`)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_dqk = tl.arange(0, BLOCK_DQK)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -139,8 +143,8 @@ def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, 
     else:  # a full block lies below the diagonal: every key is in the sequence
         k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
         v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
-    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * alpha  # [BLOCK_M, BLOCK_N] fp32
-    p = s * _sigmoid(s, FAST) * inv_scale
+    hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha  # [BLOCK_M, BLOCK_N] fp32, s / 2
+    p = hs * _one_plus_tanh(hs, FAST)  # SiLU(s)
     if MASKED:
         # Keys past the end load as zeros, so only the docs/design.md §6 mask is needed, not a length mask.
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
@@ -151,11 +155,11 @@ def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, 
 
 
 def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
-              stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+              stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
               MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
               DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
               BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """dq += dS k for one key block, dS = mask * dP * alpha * SiLU'(s) / S, dP = dO v^T."""
+    """dq += dS k for one key block, dS = mask * dP * 2 SiLU'(s), dP = dO v^T (the caller applies alpha / (2S))."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_dqk = tl.arange(0, BLOCK_DQK)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -168,11 +172,10 @@ def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist
     else:
         k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
         v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
-    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * alpha
-    sig = _sigmoid(s, FAST)
+    hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha
+    a = _one_plus_tanh(hs, FAST)
     dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-    # d SiLU(x)/dx = sig * (1 + x * (1 - sig))
-    ds = dp * (inv_scale * alpha) * sig * (1.0 + s * (1.0 - sig))
+    ds = dp * a * (1.0 + hs * (2.0 - a))
     if MASKED:
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
         keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
@@ -182,12 +185,13 @@ def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist
 
 
 def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_n, id_n,
-                stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale, max_attn_len,
+                stride_qm, stride_qh, stride_dom, stride_doh, half_alpha, max_attn_len,
                 MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
                 PRECISION: tl.constexpr,
                 DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M])."""
+    """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M]); P and dS as in
+    `_fwd_block` / `_dq_block`, without their constant factors (the caller applies them)."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_dqk = tl.arange(0, BLOCK_DQK)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -197,11 +201,11 @@ def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, 
                 mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
     do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
                  mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
-    s_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * alpha
-    sig = _sigmoid(s_t, FAST)
-    p_t = s_t * sig * inv_scale
+    hs_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * half_alpha
+    a_t = _one_plus_tanh(hs_t, FAST)
+    p_t = hs_t * a_t
     dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
-    ds_t = dp_t * (inv_scale * alpha) * sig * (1.0 + s_t * (1.0 - sig))
+    ds_t = dp_t * a_t * (1.0 + hs_t * (2.0 - a_t))
     if MASKED:
         id_m = _query_ids(offs_m, n_ctx, hist_end, n_hist, win_start, QUERY_TIME)
         keep_t = _keep(offs_m[None, :], id_m[None, :], offs_n[:, None], id_n[:, None], win_start, max_attn_len,
@@ -240,16 +244,18 @@ def _hstu_attn_fwd_kernel(
         q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
                     mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)
+        half_alpha = alpha * 0.5
         lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
                                      QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
             acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                             id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                             id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                              False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
             acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                             id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                             id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                              True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        acc = acc * inv_scale
         tl.store(OUT + rows[:, None] * stride_om + h * stride_oh + offs_dv[None, :], acc.to(OUT.dtype.element_ty),
                  mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V))
 
@@ -284,6 +290,7 @@ def _hstu_attn_bwd_dkdv_kernel(
                     mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
         dk = tl.zeros([BLOCK_N, BLOCK_DQK], dtype=tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=tl.float32)
+        half_alpha = alpha * 0.5
         # Queries attending these keys: contextual rows (if any key lies before the window start: id <= U, or
         # U - W under query time), then rows from n0 on.
         ctx_blocks = 0
@@ -320,20 +327,22 @@ def _hstu_attn_bwd_dkdv_kernel(
         for t in range(0, ctx_blocks + num_masked):
             start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
             dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
-                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
+                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha,
                                  max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
                                  BLOCK_M, BLOCK_DQK, BLOCK_DV)
         for start_m in range(full_lo, full_hi, BLOCK_M):
             dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
-                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha, inv_scale,
+                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha,
                                  max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
                                  BLOCK_M, BLOCK_DQK, BLOCK_DV)
         if QUERY_TIME:
             for start_m in range(full_hi, hi, BLOCK_M):
                 dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
-                                     win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, alpha,
-                                     inv_scale, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
+                                     win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
+                                     half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
                                      DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+        dk = dk * (half_alpha * inv_scale)
+        dv = dv * inv_scale
         tl.store(DK + cols[:, None] * stride_dkm + h * stride_dkh + offs_dqk[None, :], dk.to(DK.dtype.element_ty),
                  mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
         tl.store(DV + cols[:, None] * stride_dvm + h * stride_dvh + offs_dv[None, :], dv.to(DV.dtype.element_ty),
@@ -366,16 +375,18 @@ def _hstu_attn_bwd_dq_kernel(
         do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
                      mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
         dq = tl.zeros([BLOCK_M, BLOCK_DQK], dtype=tl.float32)
+        half_alpha = alpha * 0.5
         lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
                                      QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
             dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                           id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                           id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                            False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
             dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                           id_m, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, max_attn_len,
+                           id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                            True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+        dq = dq * (half_alpha * inv_scale)
         tl.store(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq.to(DQ.dtype.element_ty),
                  mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
 
@@ -392,7 +403,7 @@ def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
 FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
-_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _sigmoid, _fwd_block, _dq_block, _dkdv_block)
+_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _fwd_block, _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
 _BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
