@@ -152,7 +152,8 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
     }
     if key in table:
         return table[key]
-    if key in ("init", "no_summary_wide"):  # handled in run_variant (tables' initial scale; wide term off)
+    if key in ("init", "no_summary_wide", "wide_only"):  # handled in run_variant (tables' initial scale; wide
+        # term off; the deep part's logits held at zero, so only the wide terms learn)
         return [], None
     numeric = {
         "sparse_lr": "train_config.sparse_optimizer.lr", "dense_lr": "train_config.dense_optimizer.lr",
@@ -160,6 +161,7 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         "weight_decay": "train_config.dense_optimizer.weight_decay", "budget": "train_config.batch_token_budget",
         "sparse_wd": "train_config.sparse_optimizer.weight_decay", "warmup": "train_config.warmup_steps",
         "stu_dropout": "model_config.dlrm_hstu.hstu.stu.output_dropout_ratio", "seed": "train_config.seed",
+        "bias_lr": "train_config.id_bias_lr", "wide_lr": "train_config.summary_wide_lr",
     }
     if key in numeric:
         as_int = key in ("layers", "budget", "warmup", "seed")
@@ -215,6 +217,17 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
+class _Zero(torch.nn.Module):
+    """The deep head's output times zero (its shape, no gradient to the deep part)."""
+
+    def __init__(self, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x).detach() * 0.0
+
+
 def run_variant(name: str, base: PipelineConfig, window: date, train_windows: list[date], epochs: int,
                 device: str) -> list[dict]:
     """Trains one variant; one result row per epoch."""
@@ -230,6 +243,8 @@ def run_variant(name: str, base: PipelineConfig, window: date, train_windows: li
     for part in name.split("+"):
         if part == "no_summary_wide":
             trainer.model.tower.summary_wide = None
+        if part == "wide_only":
+            trainer.model.tower.head = _Zero(trainer.model.tower.head)
         if part.startswith("init="):
             with torch.no_grad():
                 for weight in trainer.model.embeddings.parameters():

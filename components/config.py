@@ -87,6 +87,8 @@ class TrainConfig:
     device: str
     allow_kernel_fallback: bool
     log_every_steps: int
+    id_bias_lr: float = 0.0  # 0: sparse_optimizer.lr
+    summary_wide_lr: float = 0.0  # 0: dense_optimizer.lr
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
     return data
 
 
-def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
+def _train(msg: pipeline_pb2.TrainConfig, model: ModelConfig, fail) -> TrainConfig:
     dense = _section(OptimizerConfig, msg.dense_optimizer)
     sparse_cfg = _section(OptimizerConfig, msg.sparse_optimizer)
     if dense.name not in ("adam", "adamw"):
@@ -205,7 +207,8 @@ def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
         raise fail("train_config.sparse_optimizer.name", f"must be 'rowwise_adagrad' or 'adam', got {sparse_cfg.name!r}")
     values = {f.name: getattr(msg, f.name) for f in fields(TrainConfig) if "optimizer" not in f.name}
     values["precision"] = pipeline_pb2.Precision.Name(msg.precision)
-    values["grad_clip_norm"] = decimal_float(msg.grad_clip_norm)
+    for name in ("grad_clip_norm", "id_bias_lr", "summary_wide_lr"):
+        values[name] = decimal_float(getattr(msg, name))
     train = TrainConfig(dense_optimizer=dense, sparse_optimizer=sparse_cfg, **values)
     if train.batch_token_budget <= 0:
         raise fail("train_config.batch_token_budget", f"must be > 0, got {train.batch_token_budget}")
@@ -215,6 +218,13 @@ def _train(msg: pipeline_pb2.TrainConfig, fail) -> TrainConfig:
         for opt, cfg in (("dense_optimizer", dense), ("sparse_optimizer", sparse_cfg)):
             if getattr(cfg, name) <= 0:
                 raise fail(f"train_config.{opt}.{name}", f"must be > 0, got {getattr(cfg, name)}")
+    wide = (("id_bias_lr", model.tower.id_bias, "id_bias"),
+            ("summary_wide_lr", model.tower.history_summary, "history_summary"))
+    for name, present, switch in wide:
+        if getattr(train, name) < 0:
+            raise fail(f"train_config.{name}", f"must be >= 0 (0: the optimizer's), got {getattr(train, name)}")
+        if getattr(train, name) and not present:
+            raise fail(f"train_config.{name}", f"is set but fusion_mtl_tower.{switch} is off: nothing learns at it")
     return train
 
 
@@ -273,7 +283,7 @@ def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
     model = dataclasses.replace(model, embedding_tables=embedding_tables(features))
     data = _data(msg.data_config, model, fail)
     model = dataclasses.replace(model, query_time=data.query_time)  # the model reads samples of this layout
-    train = _train(msg.train_config, fail)
+    train = _train(msg.train_config, model, fail)
     promotion = _promotion(msg.promotion_config, model, fail)
     resolved = pipeline_pb2.PipelineConfig()
     resolved.CopyFrom(msg)

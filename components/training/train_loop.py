@@ -74,11 +74,24 @@ class TrainState:
                    [tuple(h) for h in d["history"]], dict(d["interval"]))
 
 
-def _sparse_optimizer(cfg: TrainConfig) -> tuple[type, dict[str, float]]:
+def _sparse_optimizer(cfg: TrainConfig, lr: float) -> tuple[type, dict[str, float]]:
     opt = cfg.sparse_optimizer
     if opt.name == "rowwise_adagrad":
-        return RowWiseAdagrad, {"lr": opt.lr, "eps": opt.eps, "weight_decay": opt.weight_decay}
-    return torch.optim.Adam, {"lr": opt.lr, "eps": opt.eps, "weight_decay": opt.weight_decay}
+        return RowWiseAdagrad, {"lr": lr, "eps": opt.eps, "weight_decay": opt.weight_decay}
+    return torch.optim.Adam, {"lr": lr, "eps": opt.eps, "weight_decay": opt.weight_decay}
+
+
+def _tables(module: torch.nn.Module | None) -> list[torch.nn.Parameter]:
+    return [p for m in module.modules() if isinstance(m, EmbeddingCollection) for p in m.parameters()] if module else []
+
+
+def _is_id_bias(name: str, opt: torch.optim.Optimizer, group: dict) -> bool:
+    """Whether an optimizer group updates id-bias tables: by the parameter's name, or for the sharded model's
+    fused optimizer (one name for all) by the names its ``params`` give the group's tensors."""
+    names = [name]
+    if hasattr(opt, "params") and isinstance(opt.params, dict):
+        names = [key for key, t in opt.params.items() if any(t is p for p in group["params"])]
+    return any(n.startswith("id_bias.") or ".id_bias." in n for n in names)
 
 
 class Trainer:
@@ -89,9 +102,14 @@ class Trainer:
         self.config, self.device, self.rank, self.world, self.digest = config, device, rank, world, digest
         torch.manual_seed(t.seed)  # same initial weights on every rank
         model = build_model(config.model, device, strict_kernel=not t.allow_kernel_fallback)
-        tables = [p for m in model.modules() if isinstance(m, EmbeddingCollection) for p in m.parameters()]
-        cls, kwargs = _sparse_optimizer(t)
-        apply_optimizer_in_backward(cls, tables, kwargs)
+        # The wide part may learn at its own rates (TrainConfig.id_bias_lr / summary_wide_lr); warm-up scales
+        # every rate by the same factor (_set_lr).
+        bias = {id(p) for p in _tables(model.id_bias)}
+        for wide in (False, True):
+            params = [p for p in _tables(model) if (id(p) in bias) == wide]
+            if params:
+                cls, kwargs = _sparse_optimizer(t, self._sparse_lr(wide))
+                apply_optimizer_in_backward(cls, params, kwargs)
         if world > 1:
             from torchrec.distributed.model_parallel import DistributedModelParallel
             from torchrec.distributed.types import ShardingEnv
@@ -102,7 +120,11 @@ class Trainer:
         self.dense_params = [p for _, p in in_backward_optimizer_filter(model.named_parameters())]
         dense_cls = torch.optim.AdamW if t.dense_optimizer.name == "adamw" else torch.optim.Adam
         d = t.dense_optimizer
-        self.dense = dense_cls(self.dense_params, lr=d.lr, eps=d.eps, weight_decay=d.weight_decay)
+        wide = {id(p) for p in model.tower.summary_wide.parameters()} if t.summary_wide_lr else set()
+        groups = [{"params": [p for p in self.dense_params if id(p) not in wide]}]
+        if wide:  # a second group only when asked for, so checkpoints of one-group runs still load
+            groups.append({"params": [p for p in self.dense_params if id(p) in wide], "lr": t.summary_wide_lr})
+        self.dense = dense_cls(groups, lr=d.lr, eps=d.eps, weight_decay=d.weight_decay)
         bf16 = t.precision == "BF16" or (t.precision == "AUTO" and device.type == "cuda")
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
         torch.manual_seed(t.seed + rank)
@@ -114,14 +136,18 @@ class Trainer:
         return {name: p._in_backward_optimizers[0] for name, p in self.model.named_parameters()
                 if hasattr(p, "_in_backward_optimizers")}
 
+    def _sparse_lr(self, id_bias: bool) -> float:
+        t = self.config.train
+        return (t.id_bias_lr if id_bias else 0.0) or t.sparse_optimizer.lr
+
     def _set_lr(self, step: int) -> float:
         t = self.config.train
         factor = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else 1.0
-        for group in self.dense.param_groups:
-            group["lr"] = t.dense_optimizer.lr * factor
-        for opt in self._sparse_optimizers().values():
+        for group, lr in zip(self.dense.param_groups, (t.dense_optimizer.lr, t.summary_wide_lr)):
+            group["lr"] = lr * factor
+        for name, opt in self._sparse_optimizers().items():
             for group in opt.param_groups:
-                group["lr"] = t.sparse_optimizer.lr * factor
+                group["lr"] = self._sparse_lr(_is_id_bias(name, opt, group)) * factor
         return factor
 
     # ---- one step

@@ -134,6 +134,8 @@ def test_pipeline_sections_are_checked():
         # 6 + 7800 + 100 fits 8000, but query-time history holds each candidate's event twice
         'data_config { history_mode: QUERY_TIME max_uih_len: 7800 max_candidates: 100 }':
             r"2 \* max_candidates \(100\) = 8006 exceeds",
+        'train_config { id_bias_lr: 0.3 }': r"id_bias_lr: is set but fusion_mtl_tower\.id_bias is off",
+        'train_config { summary_wide_lr: -0.1 }': r"summary_wide_lr: must be >= 0",
     }
     for extra, message in cases.items():
         with pytest.raises(ConfigError, match=message) as info:
