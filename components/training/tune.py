@@ -69,6 +69,21 @@ SEARCH_SPACE: dict[str, SearchParam] = {
     "input_dropout": SearchParam("model_config.dlrm_hstu.hstu.input_dropout_ratio", FloatDistribution(0.0, 0.3)),
 }
 
+# The wide part's own rates (docs/design.md §5), searched only where the config's tower has that part: a rate
+# for a switched-off part is a config error.
+WIDE_SPACE: dict[str, tuple[str, SearchParam]] = {
+    "id_bias_lr": ("id_bias", SearchParam("train_config.id_bias_lr", FloatDistribution(3e-3, 1.0, log=True))),
+    "summary_wide_lr": ("history_summary",
+                        SearchParam("train_config.summary_wide_lr", FloatDistribution(1e-3, 0.1, log=True))),
+}
+
+
+def search_space(config: PipelineConfig) -> dict[str, SearchParam]:
+    """:data:`SEARCH_SPACE`, plus the wide part's rates of :data:`WIDE_SPACE` where ``config``'s tower has it."""
+    wide = {name: p for name, (switch, p) in WIDE_SPACE.items() if getattr(config.model.tower, switch)}
+    return {**SEARCH_SPACE, **wide}
+
+
 # What a trial writes under its work dir; every other entry of the study's work dir is an input, linked.
 _TRIAL_OUTPUTS = ("runs", "tune")
 
@@ -104,7 +119,8 @@ class TuneResult:
 
 
 def with_params(config: PipelineConfig, params: Mapping[str, Any]) -> PipelineConfig:
-    """A copy of ``config`` with ``params`` (``{SEARCH_SPACE name: value}``) written into its text and re-parsed.
+    """A copy of ``config`` with ``params`` (``{search_space(config) name: value}``) written into its text and
+    re-parsed.
 
     Raises:
         ValueError: an unknown parameter name, or a value of the wrong type for its field.
@@ -113,10 +129,11 @@ def with_params(config: PipelineConfig, params: Mapping[str, Any]) -> PipelineCo
     """
     msg = pipeline_pb2.PipelineConfig()
     text_format.Parse(config.text, msg)
+    space = search_space(config)
     for name, value in params.items():
-        spec = SEARCH_SPACE.get(name)
+        spec = space.get(name)
         if spec is None:
-            raise ValueError(f"unknown tuning parameter {name!r}; the search space has {', '.join(SEARCH_SPACE)}")
+            raise ValueError(f"unknown tuning parameter {name!r}; the search space has {', '.join(space)}")
         _set_field(msg, spec.field, value, name)
     return parse_config(text_format.MessageToString(msg), f"{config.source} + tuned parameters")
 
@@ -182,7 +199,8 @@ def tune(*, config: PipelineConfig, window: date, trials: int, out: Path | None 
         try:
             parent.log_params({"window": window.isoformat(), "trials": trials, "seed": seed,
                                "train_windows": tags["train_windows"], "sampler": "TPESampler",
-                               "space": {n: repr(p.distribution) for n, p in SEARCH_SPACE.items()}}, prefix="tune")
+                               "space": {n: repr(p.distribution) for n, p in search_space(config).items()}},
+                              prefix="tune")
             parent.log_config_text(config.text)
             outcomes = []
             for _ in range(trials):
@@ -209,7 +227,7 @@ def _trial(study: optuna.Study, config: PipelineConfig, target: TrackingTarget, 
     from components.training.train import train  # torch and the model only load once a trial runs
 
     t0 = time.perf_counter()
-    trial = study.ask({name: p.distribution for name, p in SEARCH_SPACE.items()})
+    trial = study.ask({name: p.distribution for name, p in search_space(config).items()})
     folder = study_dir / f"trial-{trial.number}"
     logger.info("trial %d: %s", trial.number, trial.params)
     try:

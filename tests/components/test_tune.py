@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import math
+from pathlib import Path
 
 import pytest
 from optuna.distributions import CategoricalDistribution
@@ -16,7 +17,7 @@ from components.config import ConfigError, load_config
 from components.orchestration.cli import main
 from components.registry.runs import PARENT_RUN_TAG
 from components.registry.store import client_for
-from components.training.tune import SEARCH_SPACE, with_params
+from components.training.tune import SEARCH_SPACE, WIDE_SPACE, search_space, with_params
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_cli_exits_0_and_prints_the_result_as_json(tuned):
     assert payload["window"] == window.isoformat() and len(payload["trials"]) == 2
     assert math.isfinite(payload["best_value"])
     assert payload["best_value"] == max(t["value"] for t in payload["trials"] if t["value"] is not None)
-    assert set(payload["best_params"]) == set(SEARCH_SPACE)
+    assert set(payload["best_params"]) == set(SEARCH_SPACE) | set(WIDE_SPACE)  # the small config has both switches
 
 
 def test_each_trial_is_a_child_run_with_params_and_objective(tuned):
@@ -55,7 +56,7 @@ def test_each_trial_is_a_child_run_with_params_and_objective(tuned):
     assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
     for run in children:
         assert run.info.status == "FINISHED"
-        assert {f"tune/{name}" for name in SEARCH_SPACE} <= set(run.data.params)
+        assert {f"tune/{name}" for name in (*SEARCH_SPACE, *WIDE_SPACE)} <= set(run.data.params)
         assert "tune/objective" in run.data.metrics and "eval/is_click/auc" in run.data.metrics
     assert not client.search_model_versions("name = 'dlrm_hstu'")  # trials never register
 
@@ -88,7 +89,7 @@ def test_with_params_writes_the_values_into_the_config_text(base_config):
 
 def test_every_search_space_field_exists_in_the_config(base_config):
     lows = {name: p.distribution.choices[0] if isinstance(p.distribution, CategoricalDistribution)
-            else p.distribution.low for name, p in SEARCH_SPACE.items()}
+            else p.distribution.low for name, p in search_space(base_config).items()}
     assert with_params(base_config, lows).train.epochs == 1
 
 
@@ -104,3 +105,13 @@ def test_an_invalid_value_names_the_field(base_config):
         with_params(base_config, {"epochs": 2.5})
     with pytest.raises(ValueError, match=r"dense_lr .* must be a finite number, got 'fast'"):
         with_params(base_config, {"dense_lr": "fast"})
+
+
+def test_the_wide_rates_are_searched_only_where_the_tower_has_the_wide_part(base_config):
+    assert set(WIDE_SPACE) <= set(search_space(base_config))
+    tuned = with_params(base_config, {"id_bias_lr": 0.2, "summary_wide_lr": 0.01})
+    assert (tuned.train.id_bias_lr, tuned.train.summary_wide_lr) == (0.2, 0.01)
+    spec = load_config(Path(__file__).resolve().parents[2] / "configs" / "dlrm_hstu_kuairand.config")
+    assert not spec.model.tower.id_bias and not set(WIDE_SPACE) & set(search_space(spec))
+    with pytest.raises(ValueError, match="unknown tuning parameter 'id_bias_lr'"):
+        with_params(spec, {"id_bias_lr": 0.2})
