@@ -1,9 +1,14 @@
-"""A backfill of two days (`airflow backfill create`, run by the scheduler of the local stack) gives the same
-sample partitions, model versions, metrics and aliases as two daily runs (`airflow dags test`, one per day).
-Two days suffice: the second day's gate compares against the champion the first day made.
+"""Daily runs of `hstu_daily` with `airflow dags test`, and a backfill of the same two days.
 
-Both sides start from the same raw data with empty Airflow, MLflow and work folders. Training on CPU with one
-thread is deterministic for a seed; metrics are compared to 1e-5 (see `_close`).
+- **Daily side** (SQLite Airflow and MLflow, local Spark, CPU): the first day promotes; the second day's gate
+  compares against that champion; then a dry run (Param `dry_run`, with `window_date` pointing at the second
+  day again and `kernel` overridden) records its decision and moves no alias.
+- **Backfill side** (`airflow backfill create`, run by the scheduler of the local stack): the same sample
+  partitions, model versions, metrics and aliases as the two daily runs. Two days suffice.
+
+Both sides start from the same raw data with empty Airflow, MLflow and work folders, and are compared as they
+stood before the dry run. Training on CPU with one thread is deterministic for a seed; metrics are compared to
+1e-5 (see `_close`). One module, so the two sides and the dry run share the daily side's runs.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 LOGICAL_DATES = ["2022-04-10T03:00:00+00:00", "2022-04-11T03:00:00+00:00"]
 WINDOWS = ["2022-04-09", "2022-04-10"]  # each run's data interval starts a day before its 03:00
+DRY_RUN_LOGICAL = "2022-04-12T03:00:00+00:00"  # a run of its own; its window_date Param names WINDOWS[-1]
 
 
 def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -54,10 +60,11 @@ def sides(tmp_path_factory, monkeypatch_module):
     daily, daily_config = _workspace(base / "daily", base / "raw", config_text)
     env = airflow_env(daily)
     assert _airflow(env, "db", "migrate").returncode == 0
+    params = {"config_file": str(daily_config), "work_dir": str(daily)}
     for logical in LOGICAL_DATES:
-        params = {"config_file": str(daily_config), "work_dir": str(daily)}
         run = _airflow(env, "dags", "test", "hstu_daily", logical, "--conf", json.dumps(params))
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    first_report = (daily / "reports" / f"{WINDOWS[0]}.md").read_text()
 
     backfill, backfill_config = _workspace(base / "backfill", base / "raw", config_text)
     # The scheduler runs the backfill's runs but makes no scheduled ones: unpausing would otherwise also start
@@ -70,7 +77,21 @@ def sides(tmp_path_factory, monkeypatch_module):
         runs = _run_backfill(env, {"config_file": str(backfill_config), "work_dir": str(backfill)})
     finally:
         down(backfill)
-    return daily, backfill, runs
+    before = {side: _state(work) for side, work in (("daily", daily), ("backfill", backfill))}
+
+    dry_params = {**params, "dry_run": True, "kernel": "TRITON", "window_date": WINDOWS[-1]}
+    dry = _airflow(airflow_env(daily), "dags", "test", "hstu_daily", DRY_RUN_LOGICAL, "--conf", json.dumps(dry_params))
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    return {"daily": daily, "runs": runs, "before": before, "first_report": first_report,
+            "client": _client(daily)}
+
+
+def _state(work: Path) -> dict:
+    """What the two sides must agree on: versions with their gates and metrics, aliases, report outcomes."""
+    aliases = {k: str(v) for k, v in _client(work).get_registered_model("dlrm_hstu").aliases.items()}
+    outcomes = {w: [line for line in (work / "reports" / f"{w}.md").read_text().splitlines()
+                    if line.startswith("**Outcome:**")] for w in WINDOWS}
+    return {"work": work, "versions": _versions(work), "aliases": aliases, "outcomes": outcomes}
 
 
 def _close(a: dict, b: dict) -> bool:
@@ -129,19 +150,42 @@ def _versions(work: Path) -> dict[str, dict]:
     return found
 
 
+def test_first_daily_run_promotes_and_tags_its_run(sides):
+    assert "**Outcome:** promoted to @champion" in sides["first_report"]
+    client = sides["client"]
+    run = client.get_run(client.get_model_version("dlrm_hstu", "1").run_id)
+    assert run.data.tags["dag_id"] == "hstu_daily" and run.data.tags["hstu.outcome"] == "promoted to @champion"
+    assert run.data.tags["param.dry_run"] == "False"
+
+
+def test_dry_run_records_its_decision_and_moves_no_alias(sides):
+    daily, client = sides["daily"], sides["client"]
+    assert "**Outcome:** dry run" in (daily / "reports" / f"{WINDOWS[-1]}.md").read_text()
+    aliases = {k: str(v) for k, v in client.get_registered_model("dlrm_hstu").aliases.items()}
+    assert aliases == sides["before"]["daily"]["aliases"]
+    dry = max(int(v.version) for v in client.search_model_versions("name='dlrm_hstu'"))
+    assert dry == len(WINDOWS) + 1
+    version = client.get_model_version("dlrm_hstu", str(dry))
+    assert version.tags["window"] == WINDOWS[-1]
+    assert "gate_dry_run.passed" in version.tags and "gate.passed" not in version.tags
+    run = client.get_run(version.run_id)
+    assert run.data.tags["param.kernel"] == "TRITON"  # the Param reached the run (CPU falls back to PyTorch)
+    assert run.data.tags["param.dry_run"] == "True"
+
+
 def test_the_scheduler_starts_no_run_beside_the_backfill(sides):
-    _, _, runs = sides
+    runs = sides["runs"]
     assert all(r["run_id"].startswith("backfill__") for r in runs), [r["run_id"] for r in runs]
 
 
 def test_every_backfill_run_succeeds(sides):
-    runs = [r for r in sides[2] if r["run_id"].startswith("backfill__")]
+    runs = [r for r in sides["runs"] if r["run_id"].startswith("backfill__")]
     assert sorted(r["run_after"][:10] for r in runs) == [d[:10] for d in LOGICAL_DATES]
     assert {r["state"] for r in runs} == {"success"}, runs
 
 
 def test_backfill_writes_the_same_sample_partitions(sides):
-    daily, backfill, _ = sides
+    daily, backfill = sides["before"]["daily"]["work"], sides["before"]["backfill"]["work"]
     parts = sorted(p.name for p in (daily / "samples").glob("dt=*"))
     assert parts == ["dt=2022-04-08", *[f"dt={w}" for w in WINDOWS]]
     assert sorted(p.name for p in (backfill / "samples").glob("dt=*")) == parts
@@ -152,22 +196,16 @@ def test_backfill_writes_the_same_sample_partitions(sides):
 
 
 def test_backfill_registers_the_same_versions_and_aliases(sides):
-    daily, backfill, _ = sides
-    expected = _versions(daily)
+    daily, backfill = sides["before"]["daily"], sides["before"]["backfill"]
+    expected = daily["versions"]
     assert sorted(v["window"] for v in expected.values()) == WINDOWS
     assert all(v["metrics"] for v in expected.values())
-    found = _versions(backfill)
+    found = backfill["versions"]
     assert found.keys() == expected.keys()
     for version, want in expected.items():
         got = found[version]
         assert got["window"] == want["window"]
         assert _close(got["gate"], want["gate"]), (version, got["gate"], want["gate"])
         assert _close(got["metrics"], want["metrics"]), (version, got["metrics"], want["metrics"])
-    aliases = {k: str(v) for k, v in _client(daily).get_registered_model("dlrm_hstu").aliases.items()}
-    assert "champion" in aliases
-    assert {k: str(v) for k, v in _client(backfill).get_registered_model("dlrm_hstu").aliases.items()} == aliases
-    for window in WINDOWS:
-        outcome = [line for line in (daily / "reports" / f"{window}.md").read_text().splitlines()
-                   if line.startswith("**Outcome:**")]
-        assert outcome and outcome == [line for line in (backfill / "reports" / f"{window}.md").read_text()
-                                       .splitlines() if line.startswith("**Outcome:**")]
+    assert "champion" in daily["aliases"] and backfill["aliases"] == daily["aliases"]
+    assert all(daily["outcomes"][w] for w in WINDOWS) and backfill["outcomes"] == daily["outcomes"]
