@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(HSTU_DEVICE)
 PYTEST_ARGS ?=
 # Test files run on TEST_WORKERS processes (pytest-xdist, one file per worker at a time, so a module's fixtures stay
-# in one process; xdist's default order). The DAG and Spark tests mostly wait on subprocesses, so two workers fit
-# two cores: 20 min against 27 serially. Measured worse: the slow files first (the two DAG files then run at the
-# same time, 22 min); `--dist loadgroup` does not group under pytest 9.2 (a split DAG module clashes on ports).
+# in one process), in collection order with the DAG module first (tests/conftest.py: RUN_FIRST), so its ~14 min
+# overlap the rest. The DAG and Spark tests mostly wait on subprocesses, so two workers fit two cores. Measured
+# worse: all slow files first (two DAG files then ran at the same time); `--dist loadgroup` does not group under
+# pytest 9.2 (a split DAG module clashes on ports).
 TEST_WORKERS ?= 2
 
 .PHONY: help venv test test-browser lint demo proto lock up down clean
@@ -38,7 +39,7 @@ endif
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The browser test needs Debian's chromium (root: apt-get); `make test` skips it when chromium is absent.
 test-browser: $(STAMP)

@@ -11,3 +11,10 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules that set ``RUN_FIRST = True`` come first. Under `make test`'s two workers (`--dist loadfile
+    --no-loadscope-reorder`) the longest module, the DAG runs, then starts at once on one worker while the other
+    takes the rest, instead of running alone at the end."""
+    items.sort(key=lambda item: not getattr(item.module, "RUN_FIRST", False))

@@ -28,6 +28,7 @@ from components.orchestration.localstack import REPO, airflow_env, down, up
 from tests.dags.dag_config import dag_test_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
+RUN_FIRST = True  # the suite's longest module (~14 min): tests/conftest.py starts it first
 
 LOGICAL_DATES = ["2022-04-10T03:00:00+00:00", "2022-04-11T03:00:00+00:00"]
 WINDOWS = ["2022-04-09", "2022-04-10"]  # each run's data interval starts a day before its 03:00
