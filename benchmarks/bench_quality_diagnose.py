@@ -152,8 +152,8 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
     }
     if key in table:
         return table[key]
-    if key in ("init", "no_summary_wide", "wide_only"):  # handled in run_variant (tables' initial scale; wide
-        # term off; the deep part's logits held at zero, so only the wide terms learn)
+    if key in ("no_summary_wide", "wide_only"):  # handled in run_variant (wide term off; the deep part's logits
+        # held at zero, so only the wide terms learn)
         return [], None
     numeric = {
         "sparse_lr": "train_config.sparse_optimizer.lr", "dense_lr": "train_config.dense_optimizer.lr",
@@ -162,6 +162,7 @@ def variant(name: str) -> tuple[list[Callable], Callable[[HstuBatch], HstuBatch]
         "sparse_wd": "train_config.sparse_optimizer.weight_decay", "warmup": "train_config.warmup_steps",
         "stu_dropout": "model_config.dlrm_hstu.hstu.stu.output_dropout_ratio", "seed": "train_config.seed",
         "bias_lr": "train_config.id_bias_lr", "wide_lr": "train_config.summary_wide_lr",
+        "init": "model_config.dlrm_hstu.embedding_init_std",
     }
     if key in numeric:
         as_int = key in ("layers", "budget", "warmup", "seed")
@@ -245,10 +246,6 @@ def run_variant(name: str, base: PipelineConfig, window: date, train_windows: li
             trainer.model.tower.summary_wide = None
         if part == "wide_only":
             trainer.model.tower.head = _Zero(trainer.model.tower.head)
-        if part.startswith("init="):
-            with torch.no_grad():
-                for weight in trainer.model.embeddings.parameters():
-                    weight.normal_(0.0, float(part.split("=")[1]))
     state, t = TrainState(), config.train
     # The ids a model trained for `window` knows (docs/design.md §4.3); score_window reads them off the model.
     id_rows = known_id_rows(config.model, config.data.work_dir, window)

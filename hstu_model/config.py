@@ -133,6 +133,7 @@ class ModelConfig:
     query_time: bool = False
     # (contextual feature, rate): while training the id reads row 0 with this probability (model.proto).
     contextual_id_dropout: tuple[tuple[str, float], ...] = ()
+    embedding_init_std: float = 0.0  # > 0: id table rows start as N(0, std^2); 0: TorchRec's default init
 
 
 def decimal_float(value: float) -> float:
@@ -300,7 +301,11 @@ def model_config_from_proto(msg: model_pb2.ModelConfig, lines: FieldLines | None
     config = ModelConfig(groups, hstu, _tower(d.fusion_mtl_tower.mlp, d.fusion_mtl_tower.history_summary,
                                                  d.fusion_mtl_tower.id_bias, fail), _tasks(d.fusion_mtl_tower, fail),
                          d.max_seq_len, model_pb2.Kernel.Name(msg.kernel))
-    config = dataclasses.replace(config, contextual_id_dropout=_id_dropout(d, groups, fail))
+    if not d.embedding_init_std >= 0:  # (also NaN)
+        raise fail("model_config.dlrm_hstu.embedding_init_std",
+                   f"must be >= 0 (0: TorchRec's default init), got {decimal_float(d.embedding_init_std)}")
+    config = dataclasses.replace(config, contextual_id_dropout=_id_dropout(d, groups, fail),
+                                 embedding_init_std=decimal_float(d.embedding_init_std))
     if len(groups.contextual) >= d.max_seq_len:
         raise fail("model_config.dlrm_hstu.max_seq_len",
                    f"{d.max_seq_len} leaves no room after {len(groups.contextual)} contextual tokens")

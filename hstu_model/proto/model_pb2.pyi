@@ -250,16 +250,18 @@ class ContextualIdDropout(_message.Message):
     def __init__(self, feature_name: _Optional[str] = ..., rate: _Optional[float] = ...) -> None: ...
 
 class DlrmHstuConfig(_message.Message):
-    __slots__ = ("hstu", "fusion_mtl_tower", "max_seq_len", "contextual_id_dropout")
+    __slots__ = ("hstu", "fusion_mtl_tower", "max_seq_len", "contextual_id_dropout", "embedding_init_std")
     HSTU_FIELD_NUMBER: _ClassVar[int]
     FUSION_MTL_TOWER_FIELD_NUMBER: _ClassVar[int]
     MAX_SEQ_LEN_FIELD_NUMBER: _ClassVar[int]
     CONTEXTUAL_ID_DROPOUT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_INIT_STD_FIELD_NUMBER: _ClassVar[int]
     hstu: HstuConfig
     fusion_mtl_tower: FusionMtlTowerConfig
     max_seq_len: int
     contextual_id_dropout: _containers.RepeatedCompositeFieldContainer[ContextualIdDropout]
-    def __init__(self, hstu: _Optional[_Union[HstuConfig, _Mapping]] = ..., fusion_mtl_tower: _Optional[_Union[FusionMtlTowerConfig, _Mapping]] = ..., max_seq_len: _Optional[int] = ..., contextual_id_dropout: _Optional[_Iterable[_Union[ContextualIdDropout, _Mapping]]] = ...) -> None: ...
+    embedding_init_std: float
+    def __init__(self, hstu: _Optional[_Union[HstuConfig, _Mapping]] = ..., fusion_mtl_tower: _Optional[_Union[FusionMtlTowerConfig, _Mapping]] = ..., max_seq_len: _Optional[int] = ..., contextual_id_dropout: _Optional[_Iterable[_Union[ContextualIdDropout, _Mapping]]] = ..., embedding_init_std: _Optional[float] = ...) -> None: ...
 
 class ModelConfig(_message.Message):
     __slots__ = ("feature_groups", "dlrm_hstu", "kernel")

@@ -150,3 +150,25 @@ def test_contextual_id_dropout_errors_name_the_field(entry, message):
         "max_seq_len: 320", f"max_seq_len: 320\n        contextual_id_dropout {{ {entry} }}", 1)
     with pytest.raises(ConfigError, match=rf"contextual_id_dropout\[0\]\..*{message}"):
         parse_config(text, "dropout.config")
+
+
+def test_embedding_init_std_sets_the_rows_scale_and_zero_keeps_torchrecs_default():
+    base = small_config()
+    for std in (0.0, 0.1):
+        torch.manual_seed(0)
+        model = build_model(dataclasses.replace(base, embedding_init_std=std), "cpu")
+        weights = {n.split(".")[-2]: p.detach() for n, p in model.embeddings.named_parameters()}
+        for table, w in weights.items():
+            if std:
+                assert abs(float(w.std()) - std) < 0.01, table  # N(0, std^2): thousands of draws per table
+            else:  # TorchRec's U(+-sqrt(1 / rows))
+                assert float(w.abs().max()) <= (1.0 / w.shape[0]) ** 0.5 + 1e-7, table
+
+
+def test_embedding_init_std_must_not_be_negative():
+    text = Path("configs/small_cpu.config").read_text().replace(
+        "max_seq_len: 320", "max_seq_len: 320\n        embedding_init_std: -0.1", 1)
+    with pytest.raises(ConfigError, match=r"init.config:\d+: model_config.dlrm_hstu.embedding_init_std: must be >= 0"):
+        parse_config(text, "init.config")
+    config = parse_config(Path("configs/kuairand_explicit.config").read_text(), "kuairand_explicit.config")
+    assert config.model.embedding_init_std == pytest.approx(0.1)

@@ -1,0 +1,81 @@
+"""Time hstu_attention at fixed launch configurations (tiles, warps, stages), one at a time.
+
+Autotuning picks among ``kernels.hstu_attention.FORWARD_CONFIGS`` / ``BACKWARD_CONFIGS``; this script measures
+configurations outside those lists too, so a list change is decided by numbers. Each configuration is first
+checked against the PyTorch twin (fp32, a 4-sequence batch), then timed on the reference problem (B jagged
+sequences, lengths uniform in [N/2, N], causal, bf16): the forward for forward configurations, forward+backward
+for backward ones (the forward then autotunes as usual). A configuration that does not compile or does not fit
+(shared memory) is recorded with its error.
+
+    python benchmarks/bench_attention_tiles.py --n 8192 --forward 128,64,8,2 128,128,8,3 --backward 64,64,4,2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import triton
+from bench_common import RESULTS, append_rows, print_table, row
+from bench_hstu_attention import _bench_one, _inputs
+
+from kernels import hstu_attention
+from kernels.hstu_attention import launch_config
+from kernels.hstu_attention_ref import hstu_attention_ref
+
+
+def _config(text: str) -> triton.Config:
+    m, n, w, s = (int(x) for x in text.split(","))
+    return triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
+
+
+def _error(n: int, heads: int, dim: int) -> float:
+    q, k, v, offsets, _ = _inputs(4, min(n, 1024), heads, dim, torch.float32, seed=1)
+    out = hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5)
+    grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+    ref = hstu_attention_ref(q, k, v, offsets, n, alpha=dim ** -0.5)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), torch.ones_like(ref))
+    return max(((a - b).norm() / b.norm()).item() for a, b in zip((out, *grads), (ref, *ref_grads)))
+
+
+def _time(n, args, mode):
+    """(p20, p50, p80) ms, TFLOP/s and peak MiB of one call on the reference batch (bench_hstu_attention's)."""
+    q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=0)
+    flops_fwd = args.heads * 2 * args.dim * float((lengths.double() ** 2).sum())
+    return _bench_one(hstu_attention, q, k, v, offsets, n, args.dim, flops_fwd, mode, {})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[8192])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--forward", nargs="*", default=[], help="BLOCK_M,BLOCK_N,warps,stages per entry")
+    parser.add_argument("--backward", nargs="*", default=[], help="BLOCK_M,BLOCK_N,warps,stages per entry")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention_tiles.json")
+    args = parser.parse_args()
+    rows = []
+    for role, texts in (("forward", args.forward), ("backward", args.backward)):
+        for text in texts:
+            cfg, mode = _config(text), "fwd" if role == "forward" else "fwd+bwd"
+            with launch_config(**{role: cfg}):
+                for n in args.n:
+                    shape = {"B": args.batch, "N": n, "H": args.heads, "d": args.dim, "dtype": "bf16"}
+                    try:
+                        err = _error(n, args.heads, args.dim)
+                        times, tflops, peak = _time(n, args, mode) if err < 1e-4 else (None, None, None)
+                        note = f"fp32 error vs twin {err:.1e}" + ("" if times else " (too large: not timed)")
+                    except Exception as exc:  # does not compile / does not fit this GPU
+                        times, tflops, peak, note = None, None, None, f"failed: {str(exc).splitlines()[0][:120]}"
+                    rows.append(row("hstu_attention_tiles", f"{role} {text}", mode, shape, times, tflops, peak,
+                                    note=f"{args.note} {note}".strip()))
+                    append_rows(args.out, rows[-1:])  # row by row: a run cut short keeps what it measured
+                    print_table(rows[-1:])
+                    torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
