@@ -67,6 +67,9 @@ SEARCH_SPACE: dict[str, SearchParam] = {
     "stu_output_dropout": SearchParam("model_config.dlrm_hstu.hstu.stu.output_dropout_ratio",
                                       FloatDistribution(0.0, 0.3)),
     "input_dropout": SearchParam("model_config.dlrm_hstu.hstu.input_dropout_ratio", FloatDistribution(0.0, 0.3)),
+    # The id rows' initial scale; 0 is TorchRec's default U(+-sqrt(1/rows)) (benchmarks/results/QUALITY_NOTES.md §10).
+    "embedding_init_std": SearchParam("model_config.dlrm_hstu.embedding_init_std",
+                                      CategoricalDistribution((0.0, 0.03, 0.1, 0.3))),
 }
 
 # The wide part's own rates (docs/design.md §5), searched only where the config's tower has that part: a rate

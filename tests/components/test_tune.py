@@ -85,6 +85,7 @@ def test_with_params_writes_the_values_into_the_config_text(base_config):
     assert config.train.dense_optimizer.lr == 0.005 and config.train.epochs == 2
     assert config.model.hstu.stu.output_dropout_ratio == 0.1
     assert "lr: 0.005" in config.text and config.train.sparse_optimizer.lr == base_config.train.sparse_optimizer.lr
+    assert with_params(base_config, {"embedding_init_std": 0.1}).model.embedding_init_std == pytest.approx(0.1)
 
 
 def test_every_search_space_field_exists_in_the_config(base_config):
