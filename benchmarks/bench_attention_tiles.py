@@ -4,7 +4,8 @@ Autotuning picks among ``kernels.hstu_attention.FORWARD_CONFIGS`` / ``BACKWARD_C
 configurations outside those lists too, so a list change is decided by numbers. Each configuration is first
 checked against the PyTorch twin (fp32, a 4-sequence batch), then timed on the reference problem (B jagged
 sequences, lengths uniform in [N/2, N], causal, bf16): the forward for forward configurations, forward+backward
-for backward ones (the forward then autotunes as usual). A configuration that does not compile or does not fit
+for backward ones (the forward then runs at ``--backward-forward``, so each backward configuration costs its own
+compiles only, not a forward autotune per dtype). A configuration that does not compile or does not fit
 (shared memory) is recorded with its error.
 
     python benchmarks/bench_attention_tiles.py --n 8192 --forward 128,64,8,2 128,128,8,3 --backward 64,64,4,2
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--forward", nargs="*", default=[], help="BLOCK_M,BLOCK_N,warps,stages per entry")
     parser.add_argument("--backward", nargs="*", default=[], help="BLOCK_M,BLOCK_N,warps,stages per entry")
+    parser.add_argument("--backward-forward", default="128,64,8,3",
+                        help="the forward's configuration while backward ones are timed (empty: autotune)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention_tiles.json")
     args = parser.parse_args()
@@ -61,7 +64,10 @@ def main() -> None:
     for role, texts in (("forward", args.forward), ("backward", args.backward)):
         for text in texts:
             cfg, mode = _config(text), "fwd" if role == "forward" else "fwd+bwd"
-            with launch_config(**{role: cfg}):
+            forced = {role: cfg}
+            if role == "backward" and args.backward_forward:
+                forced["forward"] = _config(args.backward_forward)
+            with launch_config(**forced):
                 for n in args.n:
                     shape = {"B": args.batch, "N": n, "H": args.heads, "d": args.dim, "dtype": "bf16"}
                     try:
