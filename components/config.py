@@ -55,6 +55,7 @@ class DataConfig:
     spark_driver_memory: str
     history_mode: str  # "WINDOW_START" | "QUERY_TIME"
     raw_data_timeout_s: int
+    video_features_path: str
 
     @property
     def query_time(self) -> bool:

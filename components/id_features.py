@@ -96,15 +96,30 @@ def _describe(settings: tuple[int, int, bool]) -> str:
     return f"{'hash_bucket_size' if hashed else 'num_buckets'} {size}, embedding_dim {dim}"
 
 
+# Side features the sample builder writes beside each history event's video id (its candidate twin is named
+# "item_" + the name): feature -> the video table column it comes from (components/data/side_features.py).
+SIDE_FEATURES = {"video_tag": "tag"}
+MISSING_SIDE_VALUE = -1  # a video without a row or a value in the video table
+
+
 def check_deliverable(msg: pipeline_pb2.PipelineConfig, fail: Fail) -> None:
     """Rejects what the model accepts but the sample builder does not write: a second feature per history or
-    candidate event (side information such as a video's tag), which would fail only later, at collate."""
-    for i, group in enumerate(msg.model_config.feature_groups):
-        if group.group_name in ("uih", "candidate") and len(group.feature_names) > 1:
+    candidate event other than a side feature of ``SIDE_FEATURES`` given in both groups (history ``f``,
+    candidates ``item_f``), which would fail only later, at collate."""
+    groups = {g.group_name: (i, list(g.feature_names)) for i, g in enumerate(msg.model_config.feature_groups)}
+    _, uih = groups.get("uih", (0, []))
+    _, candidate = groups.get("candidate", (0, []))
+    side = uih[1:]
+    for name in ("uih", "candidate"):
+        if name not in groups or len(groups[name][1]) <= 1:
+            continue
+        i, features = groups[name]
+        ok = len(side) == 1 and side[0] in SIDE_FEATURES and candidate[1:] == ["item_" + side[0]]
+        if not ok:
             raise fail(f"model_config.feature_groups[{i}].feature_names",
-                       f"group {group.group_name!r} has {len(group.feature_names)} features "
-                       f"{list(group.feature_names)}; the sample builder writes one per event (the video id), "
-                       "so give exactly one")
+                       f"group {name!r} has features {features}; the sample builder writes the video id and at "
+                       f"most one side feature of {sorted(SIDE_FEATURES)}, named f in the uih group and item_f in "
+                       "the candidate group")
 
 
 def embedding_tables(features: tuple[FeatureConfig, ...]) -> tuple[EmbeddingTableConfig, ...]:

@@ -7,7 +7,10 @@ per action bit ``k`` of ``action_weights``:
     rate_k      = #{i : a_i & w_k} / (U + 1)                 (the whole visible history)
     recent_k    = #{i > U - R : a_i & w_k} / (min(U, R) + 1)  (its last R events)
     length      = log1p(U) / log1p(max_seq_len)
-and per candidate ``in_history`` = 1 when its item id occurs in its own sample's history.
+and per candidate ``in_history`` = 1 when its item id occurs in its own sample's history. When the history and
+candidate groups hold a second item feature (a side feature such as the video's tag), ``side_match`` puts in
+front how the candidate's value matches its last visible events' values: the short-term interest a sequence
+model would otherwise have to learn from ids (benchmarks/results/QUALITY_NOTES.md §12).
 
 Why: a user's own past rate of an action is the strongest single predictor of a rare action on real logs
 (comment: 0.74 AUC alone), and the encoder, trained on a few thousand samples, memorises ids long before its
@@ -25,6 +28,7 @@ from torch import nn
 from hstu_model.positional import segment_index
 
 RECENT_EVENTS = 20
+MATCH_DECAY = 0.8  # weight of the k-th most recent event in the recency-weighted side match: MATCH_DECAY ** (k - 1)
 
 
 def _prefix_counts(actions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -50,12 +54,10 @@ def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_ite
         float32 [C, 2A + 2]: rates, recent rates, length, in_history.
     """
     sample, index = segment_index(uih_lengths, uih_action.numel())  # sample of each event, position in it
-    candidate_sample, candidate_index = segment_index(candidate_lengths, candidate_item.numel())
+    candidate_sample, _ = segment_index(candidate_lengths, candidate_item.numel())
     pre = uih_lengths if window_lengths is None else uih_lengths - window_lengths  # [B] events before the window
-    visible = pre[candidate_sample]  # [C] history events each candidate sees
-    if window_lengths is not None:
-        visible = visible + torch.minimum(candidate_index, window_lengths[candidate_sample])
-    start = (torch.cumsum(uih_lengths, 0) - uih_lengths)[candidate_sample]  # [C] first event of its sample
+    # [C] first event of its sample, history events each candidate sees
+    start, visible = visible_history(uih_lengths, candidate_lengths, candidate_item.numel(), window_lengths)
     prefix = _prefix_counts(uih_action, action_weights)  # [U + 1, A]
     end = prefix[start + visible]
     n = visible.float()[:, None]  # [C, 1]
@@ -69,12 +71,55 @@ def history_summary(uih_action: torch.Tensor, uih_lengths: torch.Tensor, uih_ite
     return torch.cat([rates, recent_rates, length, in_history[:, None]], dim=1)
 
 
-class HistorySummaryEncoder(nn.Module):
-    """``[C, 2A + 2]`` summary -> ``[C, D]`` (Linear, SiLU, Linear): the tower's second input."""
+def visible_history(uih_lengths: torch.Tensor, candidate_lengths: torch.Tensor, num_candidates: int,
+                    window_lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per candidate: the index of its sample's first history event in the batch, and how many events it sees."""
+    candidate_sample, candidate_index = segment_index(candidate_lengths, num_candidates)
+    pre = uih_lengths if window_lengths is None else uih_lengths - window_lengths
+    visible = pre[candidate_sample]
+    if window_lengths is not None:
+        visible = visible + torch.minimum(candidate_index, window_lengths[candidate_sample])
+    return (torch.cumsum(uih_lengths, 0) - uih_lengths)[candidate_sample], visible
 
-    def __init__(self, num_actions: int, width: int):
+
+def side_match(uih_side: torch.Tensor, uih_action: torch.Tensor, uih_lengths: torch.Tensor,
+               candidate_side: torch.Tensor, candidate_lengths: torch.Tensor, action_weights: torch.Tensor,
+               window_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """How each candidate's side feature (e.g. its video's tag) matches its last ``RECENT_EVENTS`` visible events.
+
+    Over those events ``e_1..e_R`` (``e_1`` the most recent; row 0, an unknown value, never matches):
+        share      = #{e : side(e) == side(c)} / (R + 1)
+        share_k    = #{e : match, action bit k} / (#{e : action bit k} + 1)
+        recency_k  = sum_e match * bit k * MATCH_DECAY ** (age - 1) / sum_age MATCH_DECAY ** (age - 1)
+    Returns:
+        float32 [C, 1 + 2A].
+    """
+    num_candidates, events = candidate_side.numel(), uih_side.numel()
+    start, visible = visible_history(uih_lengths, candidate_lengths, num_candidates, window_lengths)
+    ages = torch.arange(1, RECENT_EVENTS + 1, device=candidate_side.device)
+    valid = ages[None, :] <= visible[:, None]  # [C, R]
+    index = (start[:, None] + visible[:, None] - ages[None, :]).clamp(0, max(events - 1, 0))
+    if events == 0:
+        valid = torch.zeros_like(valid)
+        index = torch.zeros_like(index)
+        uih_side, uih_action = candidate_side.new_zeros(1), uih_action.new_zeros(1)
+    match = valid & (uih_side[index] == candidate_side[:, None]) & (candidate_side[:, None] != 0)
+    bits = valid[..., None] & ((uih_action[index][..., None] & action_weights) != 0)  # [C, R, A]
+    matched = (match[..., None] & bits).float()
+    share = match.float().sum(1, keepdim=True) / (valid.float().sum(1, keepdim=True) + 1)
+    per_action = matched.sum(1) / (bits.float().sum(1) + 1)
+    decay = MATCH_DECAY ** (ages.float() - 1)
+    recency = (matched * decay[None, :, None]).sum(1) / decay.sum()
+    return torch.cat([share, per_action, recency], dim=1)
+
+
+class HistorySummaryEncoder(nn.Module):
+    """``[C, 2A + 2]`` summary (``[C, 4A + 3]`` with the side match in front) -> ``[C, D]`` (Linear, SiLU,
+    Linear): the tower's second input."""
+
+    def __init__(self, num_actions: int, width: int, side_match: bool = False):
         super().__init__()
-        self.input_dim = 2 * num_actions + 2
+        self.input_dim = (4 if side_match else 2) * num_actions + (3 if side_match else 2)
         self.net = nn.Sequential(nn.Linear(self.input_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, summary: torch.Tensor) -> torch.Tensor:

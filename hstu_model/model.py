@@ -27,7 +27,7 @@ from hstu_model.backend import resolve_backend
 from hstu_model.batch import HstuBatch, offsets_from_lengths
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings, build_embeddings
-from hstu_model.history_summary import history_summary
+from hstu_model.history_summary import history_summary, side_match
 from hstu_model.id_bias import IdBias
 from hstu_model.id_rows import IdRows
 from hstu_model.positional import PositionalEncoder, segment_index
@@ -64,6 +64,9 @@ class DlrmHSTU(nn.Module):
         check_supported(config)
         hstu, width = config.hstu, config.hstu.stu.embedding_dim
         self.config, self.backend = config, backend
+        groups = config.feature_groups
+        # A second history / candidate feature (the video's tag): the summary matches it (history_summary.py).
+        self.side_match = len(groups.uih) > 1 and len(groups.candidate) > 1
         self.contextual_len = len(config.feature_groups.contextual)
         self.embeddings = embeddings
         self.preprocessor = ContextualPreprocessor(config, embeddings.dims)
@@ -74,7 +77,7 @@ class DlrmHSTU(nn.Module):
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
                                     hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
-                                    len(hstu.preprocessor.action_weights))
+                                    len(hstu.preprocessor.action_weights), self.side_match)
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
         self.id_bias = id_bias
@@ -145,12 +148,18 @@ class DlrmHSTU(nn.Module):
         return dataclasses.replace(batch, contextual=contextual)
 
     def history_summary(self, batch: HstuBatch) -> torch.Tensor:
-        """The tower's history summary of every candidate: ``[C, 2A + 2]`` (hstu_model.history_summary)."""
-        groups = self.config.feature_groups
-        return history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
-                               batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths,
-                               self.preprocessor.action_encoder.action_weights, self.config.max_seq_len,
-                               self.num_items, self.window_lengths(batch))
+        """The tower's history summary of every candidate: ``[C, 2A + 2]``, ``[C, 4A + 3]`` with a side feature
+        (its match first; hstu_model.history_summary)."""
+        groups, weights = self.config.feature_groups, self.preprocessor.action_encoder.action_weights
+        summary = history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
+                                  batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths, weights,
+                                  self.config.max_seq_len, self.num_items, self.window_lengths(batch))
+        if not getattr(self, "side_match", False):  # versions pickled before the side match lack it
+            return summary
+        match = side_match(batch.uih_ids[groups.uih[1]], batch.uih_action, batch.uih_lengths,
+                           batch.candidate_ids[groups.candidate[1]], batch.candidate_lengths, weights,
+                           self.window_lengths(batch))
+        return torch.cat([match, summary], dim=1)
 
     def window_lengths(self, batch: HstuBatch) -> torch.Tensor | None:
         """Query-time history: each sample's history ends with its candidates' own events, one per candidate

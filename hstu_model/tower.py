@@ -45,15 +45,15 @@ class FusionMtlTower(nn.Module):
     """User-side candidate encoding x item-side encoding -> MLP -> ``[C, num_tasks]`` logits."""
 
     def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int,
-                 num_actions: int):
+                 num_actions: int, side_match: bool = False):
         super().__init__()
         self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
-        self.summary = HistorySummaryEncoder(num_actions, width) if config.history_summary else None
+        self.summary = HistorySummaryEncoder(num_actions, width, side_match) if config.history_summary else None
         self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
         # The wide term: each task's logit moves linearly with the log of the user's action rates, as a logistic
         # regression on them would. Starts at zero, so an untrained tower predicts what it did without it.
-        self.summary_wide = nn.Linear(2 * num_actions + 2, num_tasks) if self.summary is not None else None
+        self.summary_wide = nn.Linear(self.summary.input_dim, num_tasks) if self.summary is not None else None
         if self.summary_wide is not None:
             nn.init.zeros_(self.summary_wide.weight)
             nn.init.zeros_(self.summary_wide.bias)
@@ -66,7 +66,7 @@ class FusionMtlTower(nn.Module):
             x = torch.cat([x, self.summary(summary)], dim=1)  # [C, 2D]
         logits = self.head(self.mlp(x))
         if getattr(self, "summary_wide", None) is not None:  # versions pickled before the wide term lack it
-            rates = summary.shape[1] - 2  # the 2A rates come first, then length and in_history
+            rates = summary.shape[1] - 2  # the rates and match shares come first, then length and in_history
             wide = torch.cat([torch.log(summary[:, :rates] + 0.01), summary[:, rates:]], dim=1)
             logits = logits + self.summary_wide(wide)
         return logits

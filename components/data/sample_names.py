@@ -24,6 +24,9 @@ class SampleNames:
     item_query_time: str = "item_query_time"
     item_action_weight: str = "item_action_weight"
     item_watch_time: str = "item_watch_time"
+    # a side feature beside the video ids (components/id_features.py SIDE_FEATURES), "" when the model has none
+    side_feature: str = ""
+    item_side_feature: str = ""
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SampleNames:
@@ -34,4 +37,5 @@ class SampleNames:
         return cls(ctx, first(g.uih, "video_id"), first(g.uih_action, "action_weight"),
                    first(g.uih_watchtime, "watch_time"), first(g.uih_timestamp, "action_timestamp"),
                    first(g.candidate, "item_video_id"), first(g.candidate_timestamp, "item_query_time"),
-                   labels[0] if labels else "item_action_weight", "item_watch_time")
+                   labels[0] if labels else "item_action_weight", "item_watch_time",
+                   g.uih[1] if len(g.uih) > 1 else "", g.candidate[1] if len(g.candidate) > 1 else "")

@@ -14,6 +14,9 @@ events (their real actions), which the model shows each candidate only from the 
     vocab/contextual.json       the stable categorical id mapping (see vocab.py)
     vocab/ids.json              the id features' exact vocabularies, raw id -> embedding row (see id_vocab.py)
 
+With a side feature in the model's history / candidate groups (the video's tag), the lists carry it beside the
+video ids (side_features.py).
+
 Run it as ``python -m components.data.samples --config C --window-start D`` or, on a cluster,
 ``spark-submit components/data/samples.py --config C --window-start D`` (same code, spark-submit's session).
 Everything heavy stays in Spark (collect_list of structs, array_sort, slice, joins); only counts reach the driver.
@@ -59,12 +62,14 @@ from components.data.quality import (  # noqa: E402
 )
 from components.data.sample_names import SampleNames  # noqa: E402
 from components.data.sample_stats import id_counts, id_stats, window_stats  # noqa: E402
+from components.data.side_features import read_side_table, with_side_feature  # noqa: E402
 from components.data.sources import (  # noqa: E402
     event_partitions,
     events_root,
     read_events,
     read_user_features,
     user_features_file,
+    video_features_file,
 )
 from components.data.spark import HadoopFs, get_spark  # noqa: E402
 from components.data.vocab import (  # noqa: E402
@@ -76,6 +81,7 @@ from components.data.vocab import (  # noqa: E402
     save_vocab,
 )
 from components.data.windows import add_window_arguments  # noqa: E402
+from components.id_features import MISSING_SIDE_VALUE, SIDE_FEATURES  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +181,10 @@ def _grow_id_vocab(spark: SparkSession, config: PipelineConfig, start: date, sam
     rows = vocabulary_tables(tables)
     seen = {name: np.concatenate([counts[f][0] for t in tables if t.name == name for f in t.feature_names])
             for name in rows}
+    # A video without a side value is not an id: it stays out of the vocabulary and reads row 0, which the
+    # model's side match never counts as a match.
+    side = {t.name for t in tables if any(f in SIDE_FEATURES for f in t.feature_names)}
+    seen = {name: ids[ids != MISSING_SIDE_VALUE] if name in side else ids for name, ids in seen.items()}
     vocab = load_id_vocab(spark, config.data.work_dir)
     grown, overflow = extend_ids(vocab, start, seen, rows)
     if grown != vocab:
@@ -218,7 +228,8 @@ def quarantine_history_days(spark: SparkSession, read: HistoryRead, work: str, w
     return {"days": [d.isoformat() for d in new], "total": sum(counts.values()), **dict(sorted(counts.items()))}
 
 
-def _build_window(spark: SparkSession, config: PipelineConfig, start: date, contextual: DataFrame) -> SamplesResult:
+def _build_window(spark: SparkSession, config: PipelineConfig, start: date, contextual: DataFrame,
+                  side_table: DataFrame | None) -> SamplesResult:
     t0, data, names = time.perf_counter(), config.data, SampleNames.from_config(config)
     end, work = start + timedelta(days=data.window_days), data.work_dir.rstrip("/")
     days = [start + timedelta(days=i) for i in range(data.window_days)]
@@ -247,6 +258,10 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
         history.count()
         samples = window_samples(history, by_user, contextual, names=names, max_candidates=data.max_candidates,
                                  query_time=data.query_time)
+        if side_table is not None:
+            samples = with_side_feature(samples, side_table, history_ids=names.video_id,
+                                        candidate_ids=names.item_video_id, history_out=names.side_feature,
+                                        candidate_out=names.item_side_feature)
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
         write_state(spark, update_history(history, by_user, data.max_uih_len, grouped=True), work, end)
@@ -292,11 +307,18 @@ def build_samples(*, config: PipelineConfig, window_starts: list[date],
     if not window_starts:
         raise ValueError("window_starts is empty; give at least one window start date")
     spark = spark or get_spark(master=config.data.spark_master, driver_memory=config.data.spark_driver_memory)
-    contextual = _contextual(spark, config, SampleNames.from_config(config)).persist()
+    names = SampleNames.from_config(config)
+    contextual = _contextual(spark, config, names).persist()
+    side_table = None
+    if names.side_feature:
+        side_table = read_side_table(spark, video_features_file(config.data),
+                                     SIDE_FEATURES[names.side_feature]).persist()
     try:
-        return [_build_window(spark, config, start, contextual) for start in sorted(set(window_starts))]
+        return [_build_window(spark, config, start, contextual, side_table) for start in sorted(set(window_starts))]
     finally:
         contextual.unpersist()
+        if side_table is not None:
+            side_table.unpersist()
 
 
 def window_starts_between(start: date, end: date | None, window_days: int) -> list[date]:

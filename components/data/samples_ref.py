@@ -6,6 +6,7 @@ all events every time (no state), and is meant for tests on small logs: Spark an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 
 from components.config import ACTIONS
 from components.data.sample_names import SampleNames
+from components.id_features import MISSING_SIDE_VALUE
 
 _DAY_MS = 86_400_000
 
@@ -58,13 +60,16 @@ def reasons_ref(events: pd.DataFrame) -> pd.Series:
 
 def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, window_start: date,
                       window_days: int, max_uih_len: int, max_candidates: int,
-                      names: SampleNames | None = None, query_time: bool = False) -> pd.DataFrame:
+                      names: SampleNames | None = None, query_time: bool = False,
+                      side_values: Mapping[int, int] | None = None) -> pd.DataFrame:
     """Samples of the window ``[window_start, window_start + window_days)`` from in-memory events.
 
     Args:
         raw: events of every day (KuaiRand columns, ``dt`` a ``date``), bad rows included.
         contextual: [user_id, *names.contextual[1:]] int ids, or None (every contextual id 0).
         query_time: the history lists continue with the candidates' own events (``history_mode: QUERY_TIME``).
+        side_values: video id -> its side feature's value, for ``names.side_feature`` (a missing video:
+            ``MISSING_SIDE_VALUE``).
     Returns:
         one row per user with a clean event in the window, sorted by user_id; list columns as Python lists.
     """
@@ -95,8 +100,14 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
         row[names.item_query_time] = (cand["time_ms"].astype(np.int64) // 1000).tolist()
         row[names.item_action_weight] = cand["action_weight"].astype(np.int64).tolist()
         row[names.item_watch_time] = (cand["play_time_ms"] / 1000.0).tolist()
+        if names.side_feature:
+            value = (side_values or {}).get
+            row[names.side_feature] = [value(int(v), MISSING_SIDE_VALUE) for v in hist["video_id"]]
+            row[names.item_side_feature] = [value(int(v), MISSING_SIDE_VALUE) for v in cand["video_id"]]
         rows.append(row)
     columns = ["user_id", *ctx_columns, names.video_id, names.action_weight, names.watch_time,
                names.action_timestamp, names.item_video_id, names.item_query_time, names.item_action_weight,
                names.item_watch_time]
+    if names.side_feature:
+        columns += [names.side_feature, names.item_side_feature]
     return pd.DataFrame(rows, columns=columns)

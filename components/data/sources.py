@@ -56,6 +56,11 @@ def user_features_file(data: DataConfig) -> str:
     return data.user_features_path or f"{data.work_dir.rstrip('/')}/raw/user_features/user_features.csv"
 
 
+def video_features_file(data: DataConfig) -> str:
+    """The video table: ``data.video_features_path``, else ``{work_dir}/raw/video_features/video_features.csv``."""
+    return data.video_features_path or f"{data.work_dir.rstrip('/')}/raw/video_features/video_features.csv"
+
+
 def event_partitions(spark: SparkSession, root: str) -> dict[date, str]:
     """The ``dt=YYYY-MM-DD`` folders under ``root``: {day: folder URI}. Other names are ignored."""
     out = {}
@@ -78,7 +83,7 @@ def _needed_columns(mapping: ColumnMapping | None) -> list[str]:
     return [f for f in fields if f and _IDENTIFIER.match(f)]
 
 
-def _check_columns(file: str, found: Sequence[str], needed: Sequence[str]) -> None:
+def check_columns(file: str, found: Sequence[str], needed: Sequence[str]) -> None:
     for column in needed:
         if column not in found:
             raise ValueError(f"{file}: missing required column {column!r}; the file has columns {list(found)}")
@@ -175,7 +180,7 @@ def read_events(spark: SparkSession, *, root: str, fmt: str, days: Sequence[date
     files = [f for d in sorted(set(days)) if d in parts for f in fs.list_files(parts[d]) if not f.endswith(other)]
     frames = []
     for columns, group in _group_files(spark, files, fmt).items():
-        _check_columns(group[0], columns, _needed_columns(mapping))
+        check_columns(group[0], columns, _needed_columns(mapping))
         df = _read_group(spark, group, columns, fmt, mapping)
         try:
             frames.append(_canonical(df, mapping, columns))
@@ -210,7 +215,7 @@ def read_user_features(spark: SparkSession, path: str, columns: Sequence[str]) -
         df = spark.read.parquet(path)
     else:
         df = spark.read.option("header", True).option("inferSchema", False).csv(path)
-    _check_columns(path, df.columns, ["user_id", *columns])
+    check_columns(path, df.columns, ["user_id", *columns])
     out = df.select(F.col("user_id").try_cast(T.LongType()).alias("user_id"),
                     *[F.trim(F.col(c).cast(T.StringType())).alias(c) for c in columns])
     out = out.filter(F.col("user_id").isNotNull())

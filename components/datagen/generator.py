@@ -4,6 +4,7 @@ Layout under OUT:
   events/dt=YYYY-MM-DD/part-00000.csv|parquet  the KuaiRand log columns, all int64, by (user_id, time_ms)
   truth/dt=YYYY-MM-DD/part-00000.parquet       user_id, video_id, time_ms + p_<action> (float32), same rows
   user_features/user_features.csv              the sampled real KuaiRand-Pure user rows (+ licence, notice)
+  video_features/video_features.csv            the real KuaiRand-Pure video table the videos come from (+ licence)
   _datagen.json                                the parameters and per-day counts
 Times are UTC: `date`, `hourmin` and the partition are the UTC calendar of `time_ms`. Streams day by day
 and chunk by chunk of users, so memory stays bounded; same arguments, same bytes.
@@ -24,7 +25,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from components.datagen.schema import ACTION_COLUMNS, EVENT_COLUMNS, LICENSE_FILE, TRUTH_COLUMNS, TRUTH_KEY
+from components.datagen.schema import (
+    ACTION_COLUMNS,
+    EVENT_COLUMNS,
+    LICENSE_FILE,
+    TRUTH_COLUMNS,
+    TRUTH_KEY,
+    VIDEO_FEATURES_FILE,
+)
 from components.datagen.simulate import simulate_chunk_day
 from components.datagen.world import SignalConfig, advance_day, build_world
 
@@ -101,7 +109,7 @@ class _DayWriter:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    ours = [out / "events", out / "truth", out / "user_features", out / MANIFEST]
+    ours = [out / "events", out / "truth", out / "user_features", out / "video_features", out / MANIFEST]
     existing = [p for p in ours if p.exists()]
     if existing and not overwrite:
         raise ValueError(f"output {out} already holds generated data ({existing[0].name}); "
@@ -118,6 +126,14 @@ def _write_user_features(out: Path, rows, renumbered: bool) -> None:
     shutil.copyfile(LICENSE_FILE, folder / LICENSE_FILE.name)
     note = "Rows were resampled with replacement and user_id renumbered 0..N-1. " if renumbered else ""
     (folder / "NOTICE.md").write_text(_NOTICE.format(renumbered=note))
+
+
+def _write_video_features(out: Path) -> None:
+    """The video table as it is: the sample job reads the videos' tags from it (data_config.video_features_path)."""
+    folder = out / "video_features"
+    folder.mkdir(parents=True)
+    shutil.copyfile(VIDEO_FEATURES_FILE, folder / "video_features.csv")
+    shutil.copyfile(LICENSE_FILE, folder / LICENSE_FILE.name)
 
 
 def _validate(users: int, days: int, fmt: str, seed: int) -> None:
@@ -148,6 +164,7 @@ def generate_dataset(*, out: Path, users: int = DEMO_USERS, days: int = DEMO_DAY
     _prepare_out(out, overwrite)
     world, state = build_world(users, cfg, _seed_rng(seed, 0))
     _write_user_features(out, world.user_rows, renumbered=world.renumbered)
+    _write_video_features(out)
     per_day, positives = {}, np.zeros(len(ACTION_COLUMNS), dtype=np.int64)
     for d in range(days):
         day = start_date + timedelta(days=d)

@@ -89,7 +89,9 @@ BAD = [
     ("seq_budget", "max_seq_len: 8000", "max_seq_len: 100", r"data_config\.max_uih_len",
      r"exceeds max_seq_len 100", None),
     ("uih_side_feature", 'feature_names: "video_id"\n', 'feature_names: "video_id"\n        feature_names: "video_tag"\n',
-     r"feature_groups\[1\]\.feature_names", r"writes one per event", None),
+     r"feature_groups\[1\]\.feature_names", r"at most one side feature of \['video_tag'\].*item_f", None),
+    ("unknown_side_feature", 'feature_names: "video_id"\n', 'feature_names: "video_id"\n        feature_names: "video_author"\n',
+     r"feature_groups\[1\]\.feature_names", r"at most one side feature", None),
     ("grouping_key", "auc {}", 'grouped_auc { grouping_key: "device_id" }',
      r"task_configs\[0\]\.metrics\[0\]\.grouped_auc\.grouping_key", r"only 'user_id'", None),
     ("time_periods", "time_duration_units_per_period: [24, 7]", "time_duration_units_per_period: [24]",
@@ -112,6 +114,15 @@ def test_bad_config_names_field_and_line(name, old, new, field, message, anchor)
         expected = _line_of(bad, anchor) + anchor.count("\n")  # the anchor's last line
         assert err.line == expected, (str(err), expected)
         assert str(err).startswith(f"bad.config:{expected}:")
+
+
+def test_the_video_tag_side_feature_is_accepted_in_both_groups():
+    text = _spec_block().replace('feature_names: "video_id"\n', 'feature_names: "video_id"\n        feature_names: "video_tag"\n', 1)
+    text = text.replace('feature_names: "item_video_id"\n',
+                        'feature_names: "item_video_id"\n        feature_names: "item_video_tag"\n', 1)
+    config = parse_config(text, "side.config")
+    assert config.model.feature_groups.uih == ("video_id", "video_tag")
+    assert config.model.feature_groups.candidate == ("item_video_id", "item_video_tag")
 
 
 def test_bad_configs_give_distinct_errors():

@@ -6,6 +6,7 @@ boundaries (first and last millisecond of a day), timestamp ties, duplicates and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -70,9 +71,21 @@ def mapped_features(rows: list[dict], vocab_file: Path) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize("seed,fmt,window_days,mode", [(0, "csv", 1, "WINDOW_START"), (1, "parquet", 2, "WINDOW_START"),
-                                                       (2, "csv", 1, "QUERY_TIME")])
-def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days, mode):
+# The video table of the side feature: several tags, an empty tag, a duplicated video (the smaller first tag wins),
+# an unparsable id; video 8 has no row. Videos 1-8 are the random logs' videos.
+VIDEO_TABLE = "video_id,tag\n1,\"12,3\"\n2,7\n3,\n4,12\n4,5\nx,9\n5,7\n6,\" 40 \"\n7,2\n"
+VIDEO_TAGS = {1: 12, 2: 7, 3: -1, 4: 5, 5: 7, 6: 40, 7: 2}
+
+
+def with_video_tag(config):
+    groups = dataclasses.replace(config.model.feature_groups, uih=("video_id", "video_tag"),
+                                 candidate=("item_video_id", "item_video_tag"))
+    return config.replace(model=dataclasses.replace(config.model, feature_groups=groups))
+
+
+@pytest.mark.parametrize("seed,fmt,window_days,mode,side", [
+    (0, "csv", 1, "WINDOW_START", False), (1, "parquet", 2, "WINDOW_START", True), (2, "csv", 1, "QUERY_TIME", True)])
+def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days, mode, side):
     rng, users, days = np.random.default_rng(seed), 7, 5
     all_rows = []
     for i in range(days):
@@ -83,7 +96,11 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
     feats = features(rng, users)
     write_user_features(tmp_path / "raw" / "user_features.csv", feats)
     config = make_config(max_uih_len=4, max_candidates=3, max_bad_row_fraction=1.0, window_days=window_days,
-                         events_format=fmt, history_mode=mode)
+                         events_format=fmt, history_mode=mode,
+                         video_features_path=str(tmp_path / "raw" / "videos.csv") if side else "")
+    if side:
+        (tmp_path / "raw" / "videos.csv").write_text(VIDEO_TABLE)
+        config = with_video_tag(config)
     starts = [START + timedelta(days=1 + window_days * k) for k in range(2)]
     build_samples(config=config, window_starts=starts, spark=spark)
     raw = pd.DataFrame(all_rows)
@@ -91,11 +108,16 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
     for start in starts:
         expected = build_samples_ref(raw, contextual, window_start=start, window_days=window_days,
                                      max_uih_len=4, max_candidates=3,
-                                     names=SampleNames(contextual=("user_id", *CONTEXTUAL)),
-                                     query_time=mode == "QUERY_TIME")
+                                     names=SampleNames(contextual=("user_id", *CONTEXTUAL),
+                                                       side_feature="video_tag" if side else "",
+                                                       item_side_feature="item_video_tag" if side else ""),
+                                     query_time=mode == "QUERY_TIME", side_values=VIDEO_TAGS if side else None)
         got = read_samples(config.data.work_dir, start)
         assert len(got) >= 3, "the random log should give several samples"
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    if side:  # every video id has its tag beside it, -1 for video 8 (no row) and 3 (no tag)
+        for ids, tags in zip(got["item_video_id"], got["item_video_tag"]):
+            assert tags == [VIDEO_TAGS.get(v, -1) for v in ids]
     long_history = expected["video_id"].map(len).max()
     assert long_history == (4 + 3 if mode == "QUERY_TIME" else 4), "some user should hit max_uih_len"
     if mode == "QUERY_TIME":  # the history ends with the candidates' own events, actions included
