@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -115,9 +116,17 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         generate_dataset(out=tmp_path / name, users=200, days=2, start_date=START, seed=seed, fmt="parquet")
     a, b, c = (_files(tmp_path / n) for n in "abc")
-    assert len(a) == 8 and a == b
+    assert len(a) == 10 and a == b
     assert a.keys() == c.keys()
     assert a["events/dt=2022-04-08/part-00000.parquet"] != c["events/dt=2022-04-08/part-00000.parquet"]
+
+
+def test_the_video_table_the_videos_come_from_is_written_with_its_licence(small_csv):
+    table = pd.read_csv(small_csv / "video_features" / "video_features.csv", dtype={"tag": str})
+    assert {"video_id", "tag"} <= set(table.columns)
+    events = pd.concat(pd.read_csv(f) for f in (small_csv / "events").rglob("*.csv"))
+    assert set(events["video_id"]) <= set(table["video_id"])  # every generated video has its row (and tag)
+    assert (small_csv / "video_features" / LICENSE_FILE.name).read_bytes() == LICENSE_FILE.read_bytes()
 
 
 def test_existing_output_is_refused_unless_overwrite(small_csv, tmp_path):
