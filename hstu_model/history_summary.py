@@ -98,11 +98,9 @@ def side_match(uih_side: torch.Tensor, uih_action: torch.Tensor, uih_lengths: to
     start, visible = visible_history(uih_lengths, candidate_lengths, num_candidates, window_lengths)
     ages = torch.arange(1, RECENT_EVENTS + 1, device=candidate_side.device)
     valid = ages[None, :] <= visible[:, None]  # [C, R]
-    index = (start[:, None] + visible[:, None] - ages[None, :]).clamp(0, max(events - 1, 0))
-    if events == 0:
-        valid = torch.zeros_like(valid)
-        index = torch.zeros_like(index)
-        uih_side, uih_action = candidate_side.new_zeros(1), uih_action.new_zeros(1)
+    # One padding event at the end, so the events a candidate does not have index something (masked by valid).
+    uih_side, uih_action = nn.functional.pad(uih_side, (0, 1)), nn.functional.pad(uih_action, (0, 1))
+    index = (start[:, None] + visible[:, None] - ages[None, :]).clamp(0, events)
     match = valid & (uih_side[index] == candidate_side[:, None]) & (candidate_side[:, None] != 0)
     bits = valid[..., None] & ((uih_action[index][..., None] & action_weights) != 0)  # [C, R, A]
     matched = (match[..., None] & bits).float()
@@ -119,7 +117,7 @@ class HistorySummaryEncoder(nn.Module):
 
     def __init__(self, num_actions: int, width: int, side_match: bool = False):
         super().__init__()
-        self.input_dim = (4 if side_match else 2) * num_actions + (3 if side_match else 2)
+        self.input_dim = 2 * num_actions + 2 + (1 + 2 * num_actions if side_match else 0)
         self.net = nn.Sequential(nn.Linear(self.input_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, summary: torch.Tensor) -> torch.Tensor:

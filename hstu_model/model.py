@@ -66,7 +66,7 @@ class DlrmHSTU(nn.Module):
         self.config, self.backend = config, backend
         groups = config.feature_groups
         # A second history / candidate feature (the video's tag): the summary matches it (history_summary.py).
-        self.side_match = len(groups.uih) > 1 and len(groups.candidate) > 1
+        self.has_side_feature = len(groups.uih) > 1 and len(groups.candidate) > 1
         self.contextual_len = len(config.feature_groups.contextual)
         self.embeddings = embeddings
         self.preprocessor = ContextualPreprocessor(config, embeddings.dims)
@@ -77,7 +77,7 @@ class DlrmHSTU(nn.Module):
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
                                     hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
-                                    len(hstu.preprocessor.action_weights), self.side_match)
+                                    len(hstu.preprocessor.action_weights), self.has_side_feature)
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
         self.id_bias = id_bias
@@ -154,7 +154,7 @@ class DlrmHSTU(nn.Module):
         summary = history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
                                   batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths, weights,
                                   self.config.max_seq_len, self.num_items, self.window_lengths(batch))
-        if not getattr(self, "side_match", False):  # versions pickled before the side match lack it
+        if not getattr(self, "has_side_feature", False):  # versions pickled before the side match lack it
             return summary
         match = side_match(batch.uih_ids[groups.uih[1]], batch.uih_action, batch.uih_lengths,
                            batch.candidate_ids[groups.candidate[1]], batch.candidate_lengths, weights,

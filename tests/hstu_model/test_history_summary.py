@@ -75,6 +75,14 @@ def _rows(num_users: int, seed: int, first_user: int = 10_000) -> list[dict]:
     return rows
 
 
+def held_out_auc(model, rows: list[dict], config, task: int) -> float:
+    """AUC of task ``task`` on rows of users never seen in training, the model in eval mode."""
+    batch = collate(rows, config)
+    with torch.no_grad():
+        scores = model.eval()(batch)[:, task]
+    return auc(scores, task_labels(batch, config.tasks)[:, task])
+
+
 # The encoder alone finds the signal late and abruptly (chance at 200 steps, 0.82 at 300 in one run), the
 # summary within 120 steps: the reason the summary exists (benchmarks/results/QUALITY_NOTES.md).
 @pytest.mark.parametrize("summary, steps", [(True, 120), (False, 450)], ids=["with_summary", "encoder_only"])
@@ -91,10 +99,7 @@ def test_rare_task_head_learns_from_the_action_history(summary, steps):
     model = build_model(config, "cpu").train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     train_steps(model, train, optimizer, steps, config.tasks)
-    held_out = collate(_rows(256, seed=999, first_user=50_000), config)  # users never seen in training
-    with torch.no_grad():
-        scores = model.eval()(held_out)[:, 1]
-    assert auc(scores, task_labels(held_out, config.tasks)[:, 1]) > (0.85 if summary else 0.75)
+    assert held_out_auc(model, _rows(256, seed=999, first_user=50_000), config, 1) > (0.85 if summary else 0.75)
 
 
 def test_id_bias_starts_at_zero_and_learns_a_per_item_rate():
@@ -137,10 +142,7 @@ def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
     model.train()
     optimizer = torch.optim.Adam(wide.parameters(), lr=5e-2)
     train_steps(model, train, optimizer, 120, config.tasks)
-    held_out = collate(_rows(256, seed=999, first_user=50_000), config)
-    with torch.no_grad():
-        scores = model.eval()(held_out)[:, 1]
-    assert auc(scores, task_labels(held_out, config.tasks)[:, 1]) > 0.85
+    assert held_out_auc(model, _rows(256, seed=999, first_user=50_000), config, 1) > 0.85
 
 
 def test_side_match_values_by_hand():
@@ -203,7 +205,4 @@ def test_side_match_hands_the_tower_the_short_term_interest():
     train = [collate(_tag_rows(32, seed=s), config) for s in range(8)]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     train_steps(model, train, optimizer, 80, config.tasks)
-    held_out = collate(_tag_rows(256, seed=999, first_user=50_000), config)
-    with torch.no_grad():
-        scores = model.eval()(held_out)[:, 0]
-    assert auc(scores, task_labels(held_out, config.tasks)[:, 0]) > 0.9
+    assert held_out_auc(model, _tag_rows(256, seed=999, first_user=50_000), config, 0) > 0.9
