@@ -222,8 +222,8 @@ def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, 
 
 def _hstu_attn_fwd_kernel(
     Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS,
-    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_om, stride_oh,
-    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket, max_seq_len,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
@@ -256,27 +256,28 @@ def _hstu_attn_fwd_kernel(
                              id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                              True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         acc = acc * inv_scale
-        tl.store(OUT + rows[:, None] * stride_om + h * stride_oh + offs_dv[None, :], acc.to(OUT.dtype.element_ty),
-                 mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V))
+        # OUT is allocated here: contiguous [L, H, Dv].
+        tl.store(OUT + rows[:, None] * (num_heads * DIM_V) + h * DIM_V + offs_dv[None, :],
+                 acc.to(OUT.dtype.element_ty), mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V))
 
 
 # ----------------------------------------------------------------------------------------------- backward
 
 
-def _hstu_attn_bwd_dkdv_kernel(
-    Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
-    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
-    stride_dkm, stride_dkh, stride_dvm, stride_dvh,
-    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+def _dkdv_program(
+    pid_n, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_n = tl.program_id(1)  # first key blocks are attended by the most queries: launched first
+    """dK, dV of key block ``pid_n`` of one (sequence, head); DO, DK, DV contiguous [L, H, D]."""
     h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
                                                                     num_heads, contextual_len, HAS_TARGETS,
                                                                     QUERY_TIME)
+    stride_dom, stride_doh = num_heads * DIM_V, DIM_V
     n0 = pid_n * BLOCK_N
     if n0 < n:
         offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -343,26 +344,26 @@ def _hstu_attn_bwd_dkdv_kernel(
                                      DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         dk = dk * (half_alpha * inv_scale)
         dv = dv * inv_scale
-        tl.store(DK + cols[:, None] * stride_dkm + h * stride_dkh + offs_dqk[None, :], dk.to(DK.dtype.element_ty),
-                 mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
-        tl.store(DV + cols[:, None] * stride_dvm + h * stride_dvh + offs_dv[None, :], dv.to(DV.dtype.element_ty),
-                 mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V))
+        tl.store(DK + cols[:, None] * (num_heads * DIM_QK) + h * DIM_QK + offs_dqk[None, :],
+                 dk.to(DK.dtype.element_ty), mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
+        tl.store(DV + cols[:, None] * (num_heads * DIM_V) + h * DIM_V + offs_dv[None, :],
+                 dv.to(DV.dtype.element_ty), mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V))
 
 
-def _hstu_attn_bwd_dq_kernel(
-    Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS,
-    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, stride_dom, stride_doh,
-    stride_dqm, stride_dqh,
-    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
+def _dq_program(
+    pid_m, Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
+    """dQ of query block ``pid_m`` of one (sequence, head); DO, DQ contiguous [L, H, D]."""
     h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
                                                                     num_heads, contextual_len, HAS_TARGETS,
                                                                     QUERY_TIME)
+    stride_dom, stride_doh = num_heads * DIM_V, DIM_V
     m0 = pid_m * BLOCK_M
     if m0 < n:
         offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -387,8 +388,39 @@ def _hstu_attn_bwd_dq_kernel(
                            id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
                            True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
         dq = dq * (half_alpha * inv_scale)
-        tl.store(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq.to(DQ.dtype.element_ty),
-                 mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
+        tl.store(DQ + rows[:, None] * (num_heads * DIM_QK) + h * DIM_QK + offs_dqk[None, :],
+                 dq.to(DQ.dtype.element_ty), mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
+
+
+def _hstu_attn_bwd_kernel(
+    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
+    stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket, max_seq_len,
+    ROLE: tl.constexpr,
+    HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """ROLE "dkdv": program (bh, j) writes dK, dV of key block j; "dq": dQ of query block (last - j); "both": one
+    launch whose first cdiv(max_seq_len, BLOCK_N) programs per (sequence, head) do the former, the rest the latter.
+    First key blocks are attended by the most queries and last query blocks attend the most keys: each role
+    launches its heaviest blocks first."""
+    pid = tl.program_id(1)
+    if ROLE == "both":
+        is_dkdv = pid < tl.cdiv(max_seq_len, BLOCK_N)
+    else:
+        is_dkdv = ROLE == "dkdv"
+    if is_dkdv:
+        _dkdv_program(pid, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh, stride_km, stride_kh,
+                      stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len, num_heads,
+                      HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV,
+                      BLOCK_M, BLOCK_N)
+    else:
+        _dq_program(tl.num_programs(1) - 1 - pid, Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh,
+                    stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len,
+                    num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK,
+                    BLOCK_DV, BLOCK_M, BLOCK_N)
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -405,11 +437,15 @@ BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (12
 
 _HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _fwd_block, _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
-_BWD_DKDV = LazyKernel(_hstu_attn_bwd_dkdv_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
-_BWD_DQ = LazyKernel(_hstu_attn_bwd_dq_kernel, _BWD_CONFIGS, _KEY, _HELPERS)
+_BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS + (_dkdv_program, _dq_program))
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
+# True: dK/dV and dQ in one launch (ROLE "both"); False: two launches. Both deterministic; kept for A/B timing.
+FUSED_BACKWARD = True
 _FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> config, set by launch_config
+# The configuration autotune picked, per kernel and autotune key: later launches go to the jitted kernel directly,
+# skipping the autotuner's per-call work (host time is what bounds N=1024; benchmarks/results/NOTES.md).
+_TUNED: dict[tuple, dict] = {}
 
 
 @contextlib.contextmanager
@@ -437,12 +473,11 @@ def _fixed_config(dim: int) -> dict[str, int]:
 # ----------------------------------------------------------------------------------------------- launchers
 
 
-def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, contextual_len, max_attn_len,
-                 query_time):
-    """Scalar arguments shared by the three kernels, and their constexpr flags."""
+def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_len, max_attn_len, query_time):
+    """Scalar arguments shared by the kernels, and their constexpr flags."""
     heads, dim_qk, dim_v = q.shape[1], q.shape[2], v.shape[2]
     scalars = (alpha, inv_scale, contextual_len, max_attn_len, heads, dim_qk, dim_v,
-               triton.next_power_of_2(max(max_seq_len, 16)))
+               triton.next_power_of_2(max(max_seq_len, 16)), max_seq_len)
     flags = {
         "HAS_TARGETS": num_targets is not None,
         "HAS_WINDOW": max_attn_len > 0,
@@ -458,49 +493,56 @@ def _common_args(q, v, seq_offsets, max_seq_len, alpha, inv_scale, num_targets, 
     return scalars, flags
 
 
-def _launch(kernel: LazyKernel, batch_heads: int, max_seq_len: int, by_rows: bool, dim: int, args, flags):
+def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags, max_seq_len: int):
+    """Launch ``kernel`` on a (batch_heads, blocks(config)) grid: a forced, the tuned or the fixed configuration."""
     forced = _FORCED.get("forward" if kernel is _FWD else "backward")
-    tuned = AUTOTUNE and _first_is_cuda(args) and forced is None
+    tuned = AUTOTUNE and forced is None and args[0].is_cuda
     fn = kernel.get(tuned)
-    block_key = "BLOCK_M" if by_rows else "BLOCK_N"
     if forced is not None:
-        cfg = {**forced.kwargs, "num_warps": forced.num_warps, "num_stages": forced.num_stages}
-        fn[(batch_heads, triton.cdiv(max_seq_len, cfg[block_key]))](*args, **flags, **cfg)
+        cfg = forced.all_kwargs()
     elif tuned:
-        fn[lambda meta: (batch_heads, triton.cdiv(max_seq_len, meta[block_key]))](*args, **flags)
+        # triton.autotune's key (_KEY: the length bucket, dims and flags) and the inputs' dtype.
+        key = (kernel, triton.next_power_of_2(max(max_seq_len, 16)), args[0].dtype, *flags.values())
+        cfg = _TUNED.get(key)
+        if cfg is None:
+            fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
+            _TUNED[key] = fn.best_config.all_kwargs()
+            return
+        fn = fn.fn  # the jitted kernel under the autotuner: its compiled binaries, none of its per-call work
     else:
         cfg = _fixed_config(dim)
-        fn[(batch_heads, triton.cdiv(max_seq_len, cfg[block_key]))](*args, **flags, **cfg)
-
-
-def _first_is_cuda(args) -> bool:
-    return args[0].is_cuda
-
-
+    fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
 def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> torch.Tensor:
     total, heads, _ = q.shape
     out = torch.empty((total, heads, v.shape[2]), dtype=q.dtype, device=q.device)
     targets = num_targets if num_targets is not None else seq_offsets  # unread when HAS_TARGETS is False
     args = (q, k, v, out, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            v.stride(0), v.stride(1), out.stride(0), out.stride(1), *scalars)
-    batch_heads = (seq_offsets.numel() - 1) * heads
-    _launch(_FWD, batch_heads, max_seq_len, True, max(q.shape[2], v.shape[2]), args, flags)
+            v.stride(0), v.stride(1), *scalars)
+    _launch(_FWD, (seq_offsets.numel() - 1) * heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]),
+            max(q.shape[2], v.shape[2]), args, flags, max_seq_len)
     return out
 
 
 def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags):
-    heads = q.shape[1]
+    """dQ, dK, dV (contiguous) for a contiguous ``dout``."""
     dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     targets = num_targets if num_targets is not None else seq_offsets
-    batch_heads = (seq_offsets.numel() - 1) * heads
-    strides = (q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-               dout.stride(0), dout.stride(1))
-    dim = max(q.shape[2], v.shape[2])
-    args = (q, k, v, dout, dk, dv, seq_offsets, targets, *strides, dk.stride(0), dk.stride(1),
-            dv.stride(0), dv.stride(1), *scalars)
-    _launch(_BWD_DKDV, batch_heads, max_seq_len, False, dim, args, flags)
-    args = (q, k, v, dout, dq, seq_offsets, targets, *strides, dq.stride(0), dq.stride(1), *scalars)
-    _launch(_BWD_DQ, batch_heads, max_seq_len, True, dim, args, flags)
+    args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+            v.stride(0), v.stride(1), *scalars)
+    batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
+
+    def key_blocks(cfg):
+        return triton.cdiv(max_seq_len, cfg["BLOCK_N"])
+
+    def query_blocks(cfg):
+        return triton.cdiv(max_seq_len, cfg["BLOCK_M"])
+
+    if FUSED_BACKWARD:
+        _launch(_BWD, batch_heads, lambda cfg: key_blocks(cfg) + query_blocks(cfg), dim, args,
+                {**flags, "ROLE": "both"}, max_seq_len)
+    else:
+        _launch(_BWD, batch_heads, key_blocks, dim, args, {**flags, "ROLE": "dkdv"}, max_seq_len)
+        _launch(_BWD, batch_heads, query_blocks, dim, args, {**flags, "ROLE": "dq"}, max_seq_len)
     return dq, dk, dv
 
 
@@ -515,8 +557,7 @@ class _HstuAttentionFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         q, k, v, seq_offsets, num_targets = ctx.saved_tensors
-        if dout.stride(-1) != 1:
-            dout = dout.contiguous()
+        dout = dout.contiguous()  # the kernels read dO as contiguous [L, H, Dv]
         dq, dk, dv = _backward(dout, q, k, v, seq_offsets, num_targets, ctx.max_seq_len, ctx.scalars, ctx.flags)
         return dq, dk, dv, None, None, None, None, None
 
@@ -611,6 +652,6 @@ def hstu_attention(
     if q.shape[0] == 0 or seq_offsets.numel() < 2:
         return (q.sum() * 0 + k.sum() * 0 + v.sum() * 0) + v.new_zeros(v.shape)  # keeps the graph for backward
     inv_scale = 1.0 / float(scaling_seqlen or max_seq_len)
-    scalars, flags = _common_args(q, v, seq_offsets, max_seq_len, float(alpha), inv_scale, num_targets,
+    scalars, flags = _common_args(q, v, int(max_seq_len), float(alpha), inv_scale, num_targets,
                                   int(contextual_len), int(max_attn_len), query_time)
     return _HstuAttentionFunction.apply(q, k, v, seq_offsets, num_targets, int(max_seq_len), scalars, flags)

@@ -1,0 +1,103 @@
+"""Host time against GPU time of hstu_attention: where a small problem's time goes.
+
+At N=1024 the three kernels need ~0.34 ms of GPU time per forward+backward, yet a call took ~1 ms: the host could
+not queue the work as fast as the GPU ran it (benchmarks/results/NOTES.md). For each launch layout this script
+measures, on the reference batch (B jagged sequences, lengths uniform in [N/2, N], bf16, causal):
+
+- host_us: wall time per call while only queuing (CUDA_LAUNCH_BLOCKING off, one sync after 200 calls, so the
+  queue never fills at these sizes);
+- gpu_ms: the same call captured in a CUDA graph and replayed (no host work: what the kernels alone take);
+- eager_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
+
+Layouts: "direct" launches the configuration autotune picked straight on the jitted kernel (the default); "autotuner"
+goes through triton.autotune on every call (as before); fused / two-launch backward (FUSED_BACKWARD).
+
+    python benchmarks/bench_launch_overhead.py --n 1024 8192
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+
+import torch
+from bench_common import RESULTS, append_rows, row, time_ms
+from bench_hstu_attention import _inputs
+
+from kernels import hstu_attention
+
+attention = importlib.import_module("kernels.hstu_attention")  # the module (the package exports the function)
+
+
+def _call(q, k, v, offsets, n, dim, mode, grad, through_autotuner):
+    def forward():
+        if through_autotuner:
+            attention._TUNED.clear()  # every launch goes through triton.autotune's cache lookup
+        return hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5, check_lengths=False)
+
+    if mode == "fwd":
+        return forward
+    return lambda: torch.autograd.grad(forward(), (q, k, v), grad)
+
+
+def _host_us(call, calls=200) -> float:
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    host = time.perf_counter() - start
+    torch.cuda.synchronize()
+    return host / calls * 1e6
+
+
+def _graph_ms(call) -> float:
+    """p50 ms of replaying one captured call: GPU time with no host work in between."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    return time_ms(graph.replay)[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1024, 8192])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--note", default="")
+    parser.add_argument("--out", type=Path, default=RESULTS / "launch_overhead.json")
+    args = parser.parse_args()
+    layouts = [("direct", False, True), ("autotuner", True, True), ("direct two-launch backward", False, False)]
+    rows = []
+    for n in args.n:
+        q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
+        grad = torch.randn_like(q)
+        shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
+        for mode in ("fwd", "fwd+bwd"):
+            for name, through_autotuner, fused in layouts:
+                if mode == "fwd" and not fused:
+                    continue  # the backward layout does not touch the forward
+                attention.FUSED_BACKWARD = fused
+                call = _call(q, k, v, offsets, n, args.dim, mode, grad, through_autotuner)
+                call()  # compile + autotune
+                host = _host_us(call)
+                graph = _graph_ms(call) if not through_autotuner else None
+                times = time_ms(call)
+                rows.append(row("hstu_attention_launch", name, mode, shape, times, None, None, host_us=host,
+                                graph_p50_ms=graph, note=args.note))
+                print(f"N={n} {mode:8s} {name:28s} host {host:7.1f} us  graph {graph or float('nan'):7.3f} ms  "
+                      f"eager p50 {times[1]:7.3f} ms", flush=True)
+        attention.FUSED_BACKWARD = True
+    append_rows(args.out, rows)
+
+
+if __name__ == "__main__":
+    main()
