@@ -10,7 +10,7 @@ measures, on the reference batch (B jagged sequences, lengths uniform in [N/2, N
 - eager_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
 
 Layouts: "direct" launches the configuration autotune picked straight on the jitted kernel (the default); "autotuner"
-goes through triton.autotune on every call (as before); fused / two-launch backward (FUSED_BACKWARD).
+goes through triton.autotune on every call (as before). --breakdown prints where the host time of one call goes.
 
     python benchmarks/bench_launch_overhead.py --n 1024 8192
 """
@@ -66,26 +66,70 @@ def _graph_ms(call) -> float:
     return time_ms(graph.replay)[1]
 
 
+def _breakdown(n: int, args) -> None:
+    """Host microseconds per piece of one forward+backward, and a cProfile of the backward's own Python."""
+    import cProfile
+    import pstats
+
+    q, k, v, offsets, _ = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
+    grad = torch.randn_like(q)
+    alpha = args.dim ** -0.5
+    out = hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False)
+    torch.autograd.grad(out, (q, k, v), grad)
+    scalars, flags = attention._common_args(q, v, n, alpha, 1.0 / n, None, 0, 0, False)
+    inside = []
+    backward = attention._HstuAttentionFunction.backward
+
+    def timed_backward(ctx, dout):
+        start = time.perf_counter()
+        result = backward(ctx, dout)
+        inside.append(time.perf_counter() - start)
+        return result
+
+    pieces = {
+        "forward, no grad": lambda: hstu_attention(q.detach(), k.detach(), v.detach(), offsets, n, alpha=alpha,
+                                                   check_lengths=False),
+        "forward, grad": lambda: hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False),
+        "_backward called directly": lambda: attention._backward(grad, q, k, v, offsets, None, n, scalars, flags),
+        "forward + autograd.grad": lambda: torch.autograd.grad(
+            hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False), (q, k, v), grad),
+        "torch matmul + autograd.grad": lambda: torch.autograd.grad((q * 2.0).sum(), (q,)),
+    }
+    for name, call in pieces.items():
+        print(f"N={n} {name:32s} host {_host_us(call):7.1f} us", flush=True)
+    attention._HstuAttentionFunction.backward = staticmethod(timed_backward)
+    _host_us(pieces["forward + autograd.grad"])
+    attention._HstuAttentionFunction.backward = staticmethod(backward)
+    print(f"N={n} time inside backward()          {sum(inside) / len(inside) * 1e6:7.1f} us", flush=True)
+    profile = cProfile.Profile()
+    profile.enable()
+    _host_us(pieces["_backward called directly"])
+    profile.disable()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1024, 8192])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--breakdown", action="store_true", help="only the host-time breakdown, then exit")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, default=RESULTS / "launch_overhead.json")
     args = parser.parse_args()
-    layouts = [("direct", False, True), ("autotuner", True, True), ("direct two-launch backward", False, False)]
+    if args.breakdown:
+        for n in args.n:
+            _breakdown(n, args)
+        return
+    layouts = [("direct", False), ("autotuner", True)]
     rows = []
     for n in args.n:
         q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
         grad = torch.randn_like(q)
         shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
         for mode in ("fwd", "fwd+bwd"):
-            for name, through_autotuner, fused in layouts:
-                if mode == "fwd" and not fused:
-                    continue  # the backward layout does not touch the forward
-                attention.FUSED_BACKWARD = fused
+            for name, through_autotuner in layouts:
                 call = _call(q, k, v, offsets, n, args.dim, mode, grad, through_autotuner)
                 call()  # compile + autotune
                 host = _host_us(call)
@@ -95,7 +139,6 @@ def main() -> None:
                                 graph_p50_ms=graph, note=args.note))
                 print(f"N={n} {mode:8s} {name:28s} host {host:7.1f} us  graph {graph or float('nan'):7.3f} ms  "
                       f"eager p50 {times[1]:7.3f} ms", flush=True)
-        attention.FUSED_BACKWARD = True
     append_rows(args.out, rows)
 
 

@@ -223,7 +223,7 @@ def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, 
 def _hstu_attn_fwd_kernel(
     Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
-    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket, max_seq_len,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
@@ -395,32 +395,27 @@ def _dq_program(
 def _hstu_attn_bwd_kernel(
     Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
-    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket, max_seq_len,
+    alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
     ROLE: tl.constexpr,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """ROLE "dkdv": program (bh, j) writes dK, dV of key block j; "dq": dQ of query block (last - j); "both": one
-    launch whose first cdiv(max_seq_len, BLOCK_N) programs per (sequence, head) do the former, the rest the latter.
-    First key blocks are attended by the most queries and last query blocks attend the most keys: each role
-    launches its heaviest blocks first."""
-    pid = tl.program_id(1)
-    if ROLE == "both":
-        is_dkdv = pid < tl.cdiv(max_seq_len, BLOCK_N)
+    """ROLE "dkdv": program (bh, j) writes dK, dV of key block j; "dq": dQ of query block (last - j). First key
+    blocks are attended by the most queries and last query blocks attend the most keys: each launches its heaviest
+    blocks first. (One launch holding both roles measured 11% slower at N=8192 and no faster at N=1024:
+    benchmarks/results/NOTES.md.)"""
+    if ROLE == "dkdv":
+        _dkdv_program(tl.program_id(1), Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh,
+                      stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len,
+                      num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK,
+                      BLOCK_DV, BLOCK_M, BLOCK_N)
     else:
-        is_dkdv = ROLE == "dkdv"
-    if is_dkdv:
-        _dkdv_program(pid, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh, stride_km, stride_kh,
-                      stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len, num_heads,
-                      HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV,
-                      BLOCK_M, BLOCK_N)
-    else:
-        _dq_program(tl.num_programs(1) - 1 - pid, Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh,
-                    stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len,
-                    num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK,
-                    BLOCK_DV, BLOCK_M, BLOCK_N)
+        _dq_program(tl.num_programs(1) - 1 - tl.program_id(1), Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, stride_qm,
+                    stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len,
+                    max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
+                    BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -440,8 +435,6 @@ _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS + (_dkdv_program, _dq_program))
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
-# True: dK/dV and dQ in one launch (ROLE "both"); False: two launches. Both deterministic; kept for A/B timing.
-FUSED_BACKWARD = True
 _FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> config, set by launch_config
 # The configuration autotune picked, per kernel and autotune key: later launches go to the jitted kernel directly,
 # skipping the autotuner's per-call work (host time is what bounds N=1024; benchmarks/results/NOTES.md).
@@ -477,7 +470,7 @@ def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_le
     """Scalar arguments shared by the kernels, and their constexpr flags."""
     heads, dim_qk, dim_v = q.shape[1], q.shape[2], v.shape[2]
     scalars = (alpha, inv_scale, contextual_len, max_attn_len, heads, dim_qk, dim_v,
-               triton.next_power_of_2(max(max_seq_len, 16)), max_seq_len)
+               triton.next_power_of_2(max(max_seq_len, 16)))
     flags = {
         "HAS_TARGETS": num_targets is not None,
         "HAS_WINDOW": max_attn_len > 0,
@@ -531,18 +524,10 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
             v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
 
-    def key_blocks(cfg):
-        return triton.cdiv(max_seq_len, cfg["BLOCK_N"])
-
-    def query_blocks(cfg):
-        return triton.cdiv(max_seq_len, cfg["BLOCK_M"])
-
-    if FUSED_BACKWARD:
-        _launch(_BWD, batch_heads, lambda cfg: key_blocks(cfg) + query_blocks(cfg), dim, args,
-                {**flags, "ROLE": "both"}, max_seq_len)
-    else:
-        _launch(_BWD, batch_heads, key_blocks, dim, args, {**flags, "ROLE": "dkdv"}, max_seq_len)
-        _launch(_BWD, batch_heads, query_blocks, dim, args, {**flags, "ROLE": "dq"}, max_seq_len)
+    _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_N"]), dim, args,
+            {**flags, "ROLE": "dkdv"}, max_seq_len)
+    _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]), dim, args,
+            {**flags, "ROLE": "dq"}, max_seq_len)
     return dq, dk, dv
 
 
