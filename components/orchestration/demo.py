@@ -19,7 +19,7 @@ from pathlib import Path
 from components.config import load_config
 from components.orchestration.localstack import REPO, airflow_env, stack_dir
 
-CONFIG = REPO / "configs" / "small_cpu.config"
+CONFIG = REPO / "configs" / "demo.config"
 START = date(2022, 4, 8)
 
 

@@ -13,6 +13,7 @@ from hstu_model.config_text import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 SPEC_CONFIG = REPO / "configs" / "dlrm_hstu_kuairand.config"
 SMALL_CONFIG = REPO / "configs" / "small_cpu.config"
+DEMO_CONFIG = REPO / "configs" / "demo.config"
 
 
 def _spec_block() -> str:
@@ -43,13 +44,21 @@ def test_kernel_defaults_to_pytorch():
     assert cfg.model.kernel == "PYTORCH"
 
 
-@pytest.mark.parametrize("path", [SPEC_CONFIG, SMALL_CONFIG], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [SPEC_CONFIG, SMALL_CONFIG, DEMO_CONFIG], ids=lambda p: p.name)
 def test_resolved_config_round_trips(path):
     cfg = load_config(path)
     again = parse_config(cfg.text, "resolved")
     assert again.model == cfg.model and again.data == cfg.data and again.train == cfg.train
     assert again.text == cfg.text
     assert "output_dropout_ratio" in cfg.text and "batch_token_budget" in cfg.text  # defaults are shown
+
+
+def test_the_demo_config_is_the_small_one_with_the_tag_at_query_time():
+    demo, small = load_config(DEMO_CONFIG), load_config(SMALL_CONFIG)
+    assert demo.model.feature_groups.uih == ("video_id", "video_tag")
+    assert demo.model.feature_groups.candidate == ("item_video_id", "item_video_tag")
+    assert demo.data.history_mode == "QUERY_TIME" and demo.model.query_time
+    assert demo.model.hstu == small.model.hstu and demo.model.tasks == small.model.tasks
 
 
 def test_video_id_table_is_shared_by_history_and_candidates():
