@@ -31,11 +31,11 @@ from kernels import hstu_attention
 attention = importlib.import_module("kernels.hstu_attention")  # the module (the package exports the function)
 
 
-def _call(q, k, v, offsets, n, dim, mode, grad, through_autotuner):
+def _call(q, k, v, offsets, n, dim, mode, grad, through_autotuner, mask=None):
     def forward():
         if through_autotuner:
             attention._TUNED.clear()  # every launch goes through triton.autotune's cache lookup
-        return hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5, check_lengths=False)
+        return hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5, check_lengths=False, **(mask or {}))
 
     if mode == "fwd":
         return forward
@@ -108,6 +108,27 @@ def _breakdown(n: int, args) -> None:
     pstats.Stats(profile).sort_stats("tottime").print_stats(15)
 
 
+def _masks(args) -> list[dict]:
+    """Window-start vs query-time mask, same inputs and tiles: what the mask costs on the GPU, host time aside."""
+    attention.AUTOTUNE = False  # the same (fixed) tiles for both masks, and no autotune compiles
+    rows = []
+    for n in args.n:
+        q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
+        grad = torch.randn_like(q)
+        targets = torch.full((args.batch,), args.masks, dtype=torch.int64, device="cuda")
+        shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
+        for mode in ("fwd", "fwd+bwd"):
+            for query_time in (False, True):
+                call = _call(q, k, v, offsets, n, args.dim, mode, grad, False,
+                             {"num_targets": targets, "query_time": query_time})
+                call()
+                graph = _graph_ms(call)
+                rows.append(row("hstu_attention_mask", "query_time" if query_time else "window_start", mode, shape,
+                                None, None, None, graph_p50_ms=graph, num_targets=args.masks, note=args.note))
+                print(f"N={n} {mode:8s} query_time={query_time!s:5s} graph {graph:7.3f} ms", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1024, 8192])
@@ -115,12 +136,18 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--breakdown", action="store_true", help="only the host-time breakdown, then exit")
+    parser.add_argument("--masks", type=int, default=0, metavar="T",
+                        help="instead: the window-start and the query-time mask with T candidates per sequence, "
+                             "GPU time by graph replay, at the fixed launch configuration (no autotune)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", type=Path, default=RESULTS / "launch_overhead.json")
     args = parser.parse_args()
     if args.breakdown:
         for n in args.n:
             _breakdown(n, args)
+        return
+    if args.masks:
+        append_rows(args.out, _masks(args))
         return
     layouts = [("direct", False), ("autotuner", True)]
     rows = []
