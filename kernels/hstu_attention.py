@@ -505,6 +505,8 @@ def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags,
     else:
         cfg = _fixed_config(dim)
     fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
+
+
 def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> torch.Tensor:
     total, heads, _ = q.shape
     out = torch.empty((total, heads, v.shape[2]), dtype=q.dtype, device=q.device)
@@ -523,7 +525,6 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
     args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
             v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
-
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_N"]), dim, args,
             {**flags, "ROLE": "dkdv"}, max_seq_len)
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]), dim, args,
