@@ -6,8 +6,8 @@ measures, on the reference batch (B jagged sequences, lengths uniform in [N/2, N
 
 - host_us: wall time per call while only queuing (CUDA_LAUNCH_BLOCKING off, one sync after 200 calls, so the
   queue never fills at these sizes);
-- gpu_ms: the same call captured in a CUDA graph and replayed (no host work: what the kernels alone take);
-- eager_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
+- graph_p50_ms: the same call captured in a CUDA graph and replayed (no host work: what the kernels alone take);
+- p20/p50/p80_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
 
 Layouts: "direct" launches the configuration autotune picked straight on the jitted kernel (the default); "autotuner"
 goes through triton.autotune on every call (as before). --breakdown prints where the host time of one call goes.
@@ -93,7 +93,7 @@ def _breakdown(n: int, args) -> None:
         "_backward called directly": lambda: attention._backward(grad, q, k, v, offsets, None, n, scalars, flags),
         "forward + autograd.grad": lambda: torch.autograd.grad(
             hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False), (q, k, v), grad),
-        "torch matmul + autograd.grad": lambda: torch.autograd.grad((q * 2.0).sum(), (q,)),
+        "torch mul+sum + autograd.grad": lambda: torch.autograd.grad((q * 2.0).sum(), (q,)),
     }
     for name, call in pieces.items():
         print(f"N={n} {name:32s} host {_host_us(call):7.1f} us", flush=True)

@@ -470,7 +470,7 @@ def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_le
     """Scalar arguments shared by the kernels, and their constexpr flags."""
     heads, dim_qk, dim_v = q.shape[1], q.shape[2], v.shape[2]
     scalars = (alpha, inv_scale, contextual_len, max_attn_len, heads, dim_qk, dim_v,
-               triton.next_power_of_2(max(max_seq_len, 16)))
+               triton.next_power_of_2(max(max_seq_len, 16)))  # len_bucket: last, _launch keys on it
     flags = {
         "HAS_TARGETS": num_targets is not None,
         "HAS_WINDOW": max_attn_len > 0,
@@ -486,7 +486,7 @@ def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_le
     return scalars, flags
 
 
-def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags, max_seq_len: int):
+def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags):
     """Launch ``kernel`` on a (batch_heads, blocks(config)) grid: a forced, the tuned or the fixed configuration."""
     forced = _FORCED.get("forward" if kernel is _FWD else "backward")
     tuned = AUTOTUNE and forced is None and args[0].is_cuda
@@ -494,8 +494,8 @@ def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags,
     if forced is not None:
         cfg = forced.all_kwargs()
     elif tuned:
-        # triton.autotune's key (_KEY: the length bucket, dims and flags) and the inputs' dtype.
-        key = (kernel, triton.next_power_of_2(max(max_seq_len, 16)), args[0].dtype, *flags.values())
+        # triton.autotune's key: _KEY (the length bucket, the last scalar argument; dims and flags) and the dtype.
+        key = (kernel, args[-1], args[0].dtype, *flags.values())
         cfg = _TUNED.get(key)
         if cfg is None:
             fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
@@ -514,7 +514,7 @@ def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> 
     args = (q, k, v, out, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
             v.stride(0), v.stride(1), *scalars)
     _launch(_FWD, (seq_offsets.numel() - 1) * heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]),
-            max(q.shape[2], v.shape[2]), args, flags, max_seq_len)
+            max(q.shape[2], v.shape[2]), args, flags)
     return out
 
 
@@ -526,9 +526,9 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
             v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_N"]), dim, args,
-            {**flags, "ROLE": "dkdv"}, max_seq_len)
+            {**flags, "ROLE": "dkdv"})
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]), dim, args,
-            {**flags, "ROLE": "dq"}, max_seq_len)
+            {**flags, "ROLE": "dq"})
     return dq, dk, dv
 
 
