@@ -42,6 +42,7 @@ from components.data.sample_names import SampleNames  # noqa: E402
 from components.data.samples_ref import build_samples_ref  # noqa: E402
 from components.data.windows import sample_files, window_dir  # noqa: E402
 from components.datagen import generate_dataset  # noqa: E402
+from components.id_features import MISSING_SIDE_VALUE  # noqa: E402
 
 START = date(2022, 4, 8)
 DAYS = 8
@@ -83,12 +84,23 @@ def _contextual(raw: Path, names: SampleNames) -> pd.DataFrame:
     return out
 
 
+def _side_values(raw: Path) -> dict[int, int]:
+    """video id -> the first id of its tag, as components/data/side_features.py reads the video table."""
+    table = pd.read_csv(raw / "video_features" / "video_features.csv", dtype=str, usecols=["video_id", "tag"])
+    first = pd.to_numeric(table["tag"].str.split(",").str[0].str.strip(), errors="coerce")
+    table = pd.DataFrame({"video_id": pd.to_numeric(table["video_id"], errors="coerce"),
+                          "value": first.fillna(MISSING_SIDE_VALUE)}).dropna(subset=["video_id"])
+    values = table.groupby("video_id")["value"].min()
+    return {int(k): int(v) for k, v in values.items()}
+
+
 def _reference_window(args: tuple) -> tuple[date, pd.DataFrame]:
-    events, contextual, window, config = args
+    events, contextual, side_values, window, config = args
     data = config.data
     return window, build_samples_ref(events, contextual, window_start=window, window_days=data.window_days,
                                      max_uih_len=data.max_uih_len, max_candidates=data.max_candidates,
-                                     names=SampleNames.from_config(config), query_time=data.query_time)
+                                     names=SampleNames.from_config(config), query_time=data.query_time,
+                                     side_values=side_values)
 
 
 def _seen_ids(frame: pd.DataFrame, config: PipelineConfig) -> dict[str, np.ndarray]:
@@ -122,7 +134,8 @@ def _write_reference(config: PipelineConfig, raw: Path, jobs: int, contextual_fi
     else:
         contextual = _contextual(raw, names)
         contextual.to_parquet(Path(config.data.work_dir) / "contextual.parquet", index=False)
-    todo = [(events, contextual, w, config) for w in windows()]
+    side_values = _side_values(raw) if SampleNames.from_config(config).side_feature else None
+    todo = [(events, contextual, side_values, w, config) for w in windows()]
     frames = {}
     with mp.get_context("fork").Pool(min(jobs, len(todo))) as pool:
         for window, frame in pool.imap_unordered(_reference_window, todo):
