@@ -9,8 +9,8 @@ measures, on the reference batch (B jagged sequences, lengths uniform in [N/2, N
 - graph_p50_ms: the same call captured in a CUDA graph and replayed (no host work: what the kernels alone take);
 - p20/p50/p80_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
 
-Layouts: "direct" launches the configuration autotune picked straight on the jitted kernel (the default); "autotuner"
-goes through triton.autotune on every call (as before). --breakdown prints where the host time of one call goes.
+Layouts: "binary" calls the kernel that the picked configuration compiled to, directly (the default); "direct" launches
+the picked configuration through the jitted kernel (v8); "autotuner" goes through triton.autotune on every call. --breakdown prints where the host time of one call goes.
 
     python benchmarks/bench_launch_overhead.py --n 1024 8192
 """
@@ -31,10 +31,12 @@ from kernels import hstu_attention
 attention = importlib.import_module("kernels.hstu_attention")  # the module (the package exports the function)
 
 
-def _call(q, k, v, offsets, n, dim, mode, grad, through_autotuner, mask=None):
+def _call(q, k, v, offsets, n, dim, mode, grad, forget=None, mask=None):
+    """``forget``: the launch cache cleared before every call ("_TUNED": each launch goes through triton.autotune's
+    cache lookup; "_COMPILED": through the jitted kernel's argument binding and cache lookup)."""
     def forward():
-        if through_autotuner:
-            attention._TUNED.clear()  # every launch goes through triton.autotune's cache lookup
+        if forget:
+            getattr(attention, forget).clear()
         return hstu_attention(q, k, v, offsets, n, alpha=dim ** -0.5, check_lengths=False, **(mask or {}))
 
     if mode == "fwd":
@@ -119,7 +121,7 @@ def _masks(args) -> list[dict]:
         shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
         for mode in ("fwd", "fwd+bwd"):
             for query_time in (False, True):
-                call = _call(q, k, v, offsets, n, args.dim, mode, grad, False,
+                call = _call(q, k, v, offsets, n, args.dim, mode, grad, None,
                              {"num_targets": targets, "query_time": query_time})
                 call()
                 graph = _graph_ms(call)
@@ -149,18 +151,18 @@ def main() -> None:
     if args.masks:
         append_rows(args.out, _masks(args))
         return
-    layouts = [("direct", False), ("autotuner", True)]
+    layouts = [("binary", None), ("direct", "_COMPILED"), ("autotuner", "_TUNED")]
     rows = []
     for n in args.n:
         q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
         grad = torch.randn_like(q)
         shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
         for mode in ("fwd", "fwd+bwd"):
-            for name, through_autotuner in layouts:
-                call = _call(q, k, v, offsets, n, args.dim, mode, grad, through_autotuner)
+            for name, forget in layouts:
+                call = _call(q, k, v, offsets, n, args.dim, mode, grad, forget)
                 call()  # compile + autotune
                 host = _host_us(call)
-                graph = _graph_ms(call) if not through_autotuner else None
+                graph = _graph_ms(call) if forget != "_TUNED" else None
                 times = time_ms(call)
                 rows.append(row("hstu_attention_launch", name, mode, shape, times, None, None, host_us=host,
                                 graph_p50_ms=graph, note=args.note))

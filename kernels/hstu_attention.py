@@ -439,6 +439,8 @@ _FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> confi
 # The configuration autotune picked, per kernel and autotune key: later launches go to the jitted kernel directly,
 # skipping the autotuner's per-call work (host time is what bounds N=1024; benchmarks/results/NOTES.md).
 _TUNED: dict[tuple, dict] = {}
+# Then the binary that launch compiled, per tuned key and argument specialisation: later launches call it directly.
+_COMPILED: dict[tuple, tuple] = {}
 
 
 @contextlib.contextmanager
@@ -486,22 +488,42 @@ def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_le
     return scalars, flags
 
 
+def _specialisation(args) -> tuple:
+    """What Triton specialises a compiled kernel on, for the arguments these kernels take: a tensor's dtype and
+    16-byte alignment; an int's divisibility by 16, being 1, and whether it fits 32 bits. A compiled kernel is
+    reused only for launches with an equal tuple (``_launch``)."""
+    return tuple((a.dtype, a.data_ptr() % 16 == 0) if isinstance(a, torch.Tensor) else
+                 (a == 1, a % 16 == 0, -(2 ** 31) <= a < 2 ** 31) if type(a) is int else type(a) for a in args)
+
+
 def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags):
     """Launch ``kernel`` on a (batch_heads, blocks(config)) grid: a forced, the tuned or the fixed configuration."""
     forced = _FORCED.get("forward" if kernel is _FWD else "backward")
     tuned = AUTOTUNE and forced is None and args[0].is_cuda
+    if tuned:
+        # triton.autotune's key: _KEY (the length bucket, the last scalar argument; dims and flags) and the dtype.
+        key = (kernel, args[-1], args[0].dtype, *flags.values())
+        cfg = _TUNED.get(key)
+        if cfg is not None:
+            binary = (key, args[0].get_device(), _specialisation(args))
+            known = _COMPILED.get(binary)
+            if known is not None:  # the compiled kernel itself: none of the jitted kernel's per-call work either
+                compiled, constexprs = known
+                compiled[(batch_heads, blocks(cfg), 1)](*args, *constexprs)
+                return
     fn = kernel.get(tuned)
     if forced is not None:
         cfg = forced.all_kwargs()
     elif tuned:
-        # triton.autotune's key: _KEY (the length bucket, the last scalar argument; dims and flags) and the dtype.
-        key = (kernel, args[-1], args[0].dtype, *flags.values())
-        cfg = _TUNED.get(key)
         if cfg is None:
             fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
             _TUNED[key] = fn.best_config.all_kwargs()
             return
         fn = fn.fn  # the jitted kernel under the autotuner: its compiled binaries, none of its per-call work
+        compiled = fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
+        named = {**flags, **cfg}
+        _COMPILED[binary] = (compiled, tuple(named[name] for name in fn.arg_names[len(args):]))
+        return
     else:
         cfg = _fixed_config(dim)
     fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)

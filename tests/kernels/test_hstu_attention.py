@@ -216,3 +216,34 @@ def test_every_autotune_configuration_matches_the_twin(role, index):
         for i, (ours, twins) in enumerate(zip(errors["triton"], errors["twin"])):
             bound = (2.0 if i == 0 else 5.0) * max(twins, 1e-3)
             assert ours <= bound, f"{config} {extra} {['out', 'dq', 'dk', 'dv'][i]}: {ours:.2e} > {bound:.2e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_repeated_launches_reuse_a_compiled_kernel_only_for_the_same_specialisation():
+    """After autotune, launches call the compiled binary directly; one compiled for 16-byte aligned inputs must not
+    serve misaligned ones (Triton would have compiled those differently)."""
+    from kernels.hstu_attention import _COMPILED
+
+    q, k, v, offsets = attention_inputs([300, 777, 64], 2, 64, 64, seed=3, dtype=torch.bfloat16, device="cuda")
+    grad = torch.randn_like(q)
+
+    def run(q, k, v):
+        out = hstu_attention(q, k, v, offsets, 777, alpha=0.125, check_lengths=False)
+        return [out, *torch.autograd.grad(out, (q, k, v), grad)]
+
+    runs = [run(q, k, v) for _ in range(3)]  # autotune, then the jitted kernel compiles, then the binary
+    compiled = len(_COMPILED)
+    assert compiled >= 3  # the forward and both backward roles
+    for a, b in zip(runs[1], runs[2]):
+        assert torch.equal(a, b)
+    shifted = []
+    for t in (q, k, v):  # the same values two bytes off a 16-byte boundary
+        flat = torch.empty(t.numel() + 1, dtype=t.dtype, device="cuda")
+        flat[1:] = t.detach().reshape(-1)
+        shifted.append(flat[1:].view(t.shape).requires_grad_())
+    assert shifted[0].data_ptr() % 16 != 0
+    misaligned = run(*shifted)
+    assert len(_COMPILED) > compiled
+    for a, b in zip(runs[2], misaligned):  # another binary may round differently, a wrong one is far off
+        assert (a.float() - b.float()).abs().max() <= 0.02 * a.float().abs().max()
