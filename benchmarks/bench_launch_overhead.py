@@ -9,8 +9,9 @@ measures, on the reference batch (B jagged sequences, lengths uniform in [N/2, N
 - graph_p50_ms: the same call captured in a CUDA graph and replayed (no host work: what the kernels alone take);
 - p20/p50/p80_ms: do_bench of the plain call, as bench_hstu_attention.py times it (about max(host, GPU)).
 
-Layouts: "binary" calls the kernel that the picked configuration compiled to, directly (the default); "direct" launches
-the picked configuration through the jitted kernel (v8); "autotuner" goes through triton.autotune on every call. --breakdown prints where the host time of one call goes.
+Layouts: "binary" calls the kernel that the picked configuration compiled to, directly (the default); "direct"
+launches the picked configuration through the jitted kernel (v8); "autotuner" goes through triton.autotune on every
+call. --breakdown prints where the host time of one call goes.
 
     python benchmarks/bench_launch_overhead.py --n 1024 8192
 """

@@ -436,10 +436,11 @@ _BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
 _FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> config, set by launch_config
-# The configuration autotune picked, per kernel and autotune key: later launches go to the jitted kernel directly,
-# skipping the autotuner's per-call work (host time is what bounds N=1024; benchmarks/results/NOTES.md).
+# The configuration autotune picked, per kernel and autotune key: later launches skip the autotuner's per-call work
+# (host time is what bounds N=1024; benchmarks/results/NOTES.md, v8 and v9).
 _TUNED: dict[tuple, dict] = {}
-# Then the binary that launch compiled, per tuned key and argument specialisation: later launches call it directly.
+# The binary the picked configuration compiled to, per tuned key, device and argument specialisation: later launches
+# call it directly, skipping the jitted kernel's argument binding and cache lookup too.
 _COMPILED: dict[tuple, tuple] = {}
 
 
