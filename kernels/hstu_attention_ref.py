@@ -1,7 +1,8 @@
 """PyTorch twin of `hstu_attention` (docs/design.md §6): plain, slow, obviously correct; builds the dense mask.
 
 out_i = sum_j mask(i, j) * SiLU(alpha * q_i . k_j) / S * v_j over each jagged sequence, S = scaling_seqlen or
-max_seq_len. Sequences are padded to the longest one in the batch, so memory is O(B * H * N^2).
+max_seq_len. Sequences are padded to the longest one of their length group (lengths up to the same power of
+two), so memory is O(B * H * N^2).
 
 Mask, per sequence of n tokens: T = min(num_targets, n) candidates at the end, K = min(contextual_len, n - T)
 contextual tokens first, U = n - T - K history tokens between. Ids: contextual 0, history 1..U, candidates U+1;
@@ -91,6 +92,12 @@ def dense_mask(
     return mask & valid[:, :, None] & valid[:, None, :]
 
 
+def _length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Sequence indices grouped by the power of two their length rounds up to, ascending."""
+    bucket = torch.ceil(torch.log2(lengths.clamp(min=1).double())).long()
+    return [torch.nonzero(bucket == b).flatten() for b in torch.unique(bucket).tolist()]
+
+
 def _to_padded(x: torch.Tensor, flat_index: torch.Tensor, batch: int, n_max: int) -> torch.Tensor:
     """Jagged [L, ...] -> padded [B, N, ...] with zeros (differentiable)."""
     padded = x.new_zeros((batch * n_max, *x.shape[1:]))
@@ -113,6 +120,11 @@ def hstu_attention_ref(
 ) -> torch.Tensor:
     """HSTU attention on jagged tensors, reference implementation.
 
+    Sequences of about the same length (the same power of two) are padded and computed together: dense attention
+    costs B * N^2, and one long sequence would otherwise pad every short one of the batch to its length (the
+    CPU model's step, where this is the attention, ran ~6x the work it needed). Under torch.compile / torch.export
+    the whole batch is one group, as the grouping depends on the lengths' values.
+
     Args:
         q, k: [L, H, Dqk]; v: [L, H, Dv]; seq_offsets: int64 [B+1]; num_targets: int64 [B] or None.
         query_time: the query-time mask of the module docstring; needs num_targets.
@@ -122,6 +134,30 @@ def hstu_attention_ref(
     """
     if query_time and num_targets is None:
         raise ValueError("hstu_attention_ref: query_time=True needs num_targets (the candidates per sequence)")
+    mask_args = (max_seq_len, alpha, scaling_seqlen, contextual_len, max_attn_len, query_time)
+    lengths = seq_offsets[1:] - seq_offsets[:-1]
+    if q.shape[0] == 0 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return _padded_attention(q, k, v, seq_offsets, num_targets, *mask_args)
+    groups = _length_groups(lengths)
+    if len(groups) <= 1:
+        return _padded_attention(q, k, v, seq_offsets, num_targets, *mask_args)
+    out = v.new_zeros(v.shape)
+    for seqs in groups:
+        group_lengths = lengths[seqs]
+        total = int(group_lengths.sum())
+        starts = torch.cumsum(group_lengths, 0) - group_lengths
+        tokens = (torch.repeat_interleave(seq_offsets[seqs] - starts, group_lengths, output_size=total)
+                  + torch.arange(total, device=q.device))
+        offsets = torch.cat([starts, starts.new_full((1,), total)])
+        targets = None if num_targets is None else num_targets[seqs]
+        part = _padded_attention(q[tokens], k[tokens], v[tokens], offsets, targets, *mask_args)
+        out = out.index_copy(0, tokens, part)
+    return out
+
+
+def _padded_attention(q, k, v, seq_offsets, num_targets, max_seq_len, alpha, scaling_seqlen, contextual_len,
+                      max_attn_len, query_time) -> torch.Tensor:
+    """`hstu_attention_ref` on the batch padded to its longest sequence."""
     total, heads, _ = q.shape
     batch = seq_offsets.numel() - 1
     lengths = seq_offsets[1:] - seq_offsets[:-1]

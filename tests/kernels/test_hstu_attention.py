@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_inputs import DEVICE, attention_inputs, compare_with_twin, offsets_of
+from kernel_inputs import DEVICE, attention_inputs, compare_with_twin, offsets_of, run_with_grads
 
 from kernels import hstu_attention
 from kernels.hstu_attention import BACKWARD_CONFIGS, FORWARD_CONFIGS, launch_config
@@ -76,6 +76,30 @@ def test_mask_matches_hand_worked_case():
     ], dtype=torch.bool)
     mask = dense_mask(torch.tensor([7]), 7, torch.tensor([2]), 2, 2)[0]
     assert torch.equal(mask, expected)
+
+
+QUERY_TIME_CASE = {"num_targets": torch.tensor([2, 0, 1, 20, 64]), "contextual_len": 2, "query_time": True}
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "query_time"])
+def test_twin_groups_by_length_as_one_padded_batch_would(case):
+    """The twin pads each length group (same power of two) on its own; outputs and gradients must be those of the
+    whole batch padded to its longest sequence, for every mask."""
+    from kernels.hstu_attention_ref import _padded_attention
+
+    kwargs = dict(CASES.get(case, QUERY_TIME_CASE))
+    q, k, v, offsets = attention_inputs(LENGTHS, 2, 16, 24, seed=4, dtype=torch.float64)
+    grad = torch.randn(q.shape[0], 2, 24, dtype=torch.float64)
+    grouped, grouped_grads = run_with_grads(hstu_attention_ref, q, k, v, offsets, grad, MAX_LEN, **kwargs)
+
+    def padded(q, k, v, offsets, max_len, *, alpha, scaling_seqlen=None, num_targets=None, contextual_len=0,
+               max_attn_len=0, query_time=False):
+        return _padded_attention(q, k, v, offsets, num_targets, max_len, alpha, scaling_seqlen, contextual_len,
+                                 max_attn_len, query_time)
+
+    whole, whole_grads = run_with_grads(padded, q, k, v, offsets, grad, MAX_LEN, **kwargs)
+    for a, b in zip([grouped, *grouped_grads], [whole, *whole_grads]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_twin_gradients_pass_gradcheck():
