@@ -121,9 +121,10 @@ def hstu_attention_ref(
     """HSTU attention on jagged tensors, reference implementation.
 
     Sequences of about the same length (the same power of two) are padded and computed together: dense attention
-    costs B * N^2, and one long sequence would otherwise pad every short one of the batch to its length (the
-    CPU model's step, where this is the attention, ran ~6x the work it needed). Under torch.compile / torch.export
-    the whole batch is one group, as the grouping depends on the lengths' values.
+    costs B * N^2, and one long sequence would otherwise pad every short one of the batch to its length (the CPU
+    model's step, where this is the attention, computed several times the scores it needed; benchmarks/results/
+    NOTES.md). Under torch.compile / torch.export the whole batch is one group, as the grouping depends on the
+    lengths' values.
 
     Args:
         q, k: [L, H, Dqk]; v: [L, H, Dv]; seq_offsets: int64 [B+1]; num_targets: int64 [B] or None.
