@@ -135,13 +135,13 @@ def hstu_attention_ref(
     """
     if query_time and num_targets is None:
         raise ValueError("hstu_attention_ref: query_time=True needs num_targets (the candidates per sequence)")
-    mask_args = (max_seq_len, alpha, scaling_seqlen, contextual_len, max_attn_len, query_time)
+    settings = (max_seq_len, alpha, scaling_seqlen, contextual_len, max_attn_len, query_time)
     lengths = seq_offsets[1:] - seq_offsets[:-1]
     if q.shape[0] == 0 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
-        return _padded_attention(q, k, v, seq_offsets, num_targets, *mask_args)
+        return _padded_attention(q, k, v, seq_offsets, num_targets, *settings)
     groups = _length_groups(lengths)
     if len(groups) <= 1:
-        return _padded_attention(q, k, v, seq_offsets, num_targets, *mask_args)
+        return _padded_attention(q, k, v, seq_offsets, num_targets, *settings)
     out = v.new_zeros(v.shape)
     for seqs in groups:
         group_lengths = lengths[seqs]
@@ -151,7 +151,7 @@ def hstu_attention_ref(
                   + torch.arange(total, device=q.device))
         offsets = torch.cat([starts, starts.new_full((1,), total)])
         targets = None if num_targets is None else num_targets[seqs]
-        part = _padded_attention(q[tokens], k[tokens], v[tokens], offsets, targets, *mask_args)
+        part = _padded_attention(q[tokens], k[tokens], v[tokens], offsets, targets, *settings)
         out = out.index_copy(0, tokens, part)
     return out
 
