@@ -42,7 +42,7 @@ from components.data.sample_names import SampleNames  # noqa: E402
 from components.data.samples_ref import build_samples_ref  # noqa: E402
 from components.data.windows import sample_files, window_dir  # noqa: E402
 from components.datagen import generate_dataset  # noqa: E402
-from components.id_features import MISSING_SIDE_VALUE  # noqa: E402
+from components.id_features import MISSING_SIDE_VALUE, SIDE_FEATURES  # noqa: E402
 
 START = date(2022, 4, 8)
 DAYS = 8
@@ -84,10 +84,13 @@ def _contextual(raw: Path, names: SampleNames) -> pd.DataFrame:
     return out
 
 
-def _side_values(raw: Path) -> dict[int, int]:
-    """video id -> the first id of its tag, as components/data/side_features.py reads the video table."""
-    table = pd.read_csv(raw / "video_features" / "video_features.csv", dtype=str, usecols=["video_id", "tag"])
-    first = pd.to_numeric(table["tag"].str.split(",").str[0].str.strip(), errors="coerce")
+def _side_values(raw: Path, feature: str) -> dict[int, int]:
+    """video id -> the side feature's value: the first id of its column, as components/data/side_features.py
+    reads the video table (the generator's, under ``raw``: sources.video_features_file imports pyspark, which the
+    GPU machine lacks)."""
+    column = SIDE_FEATURES[feature]
+    table = pd.read_csv(raw / "video_features" / "video_features.csv", dtype=str, usecols=["video_id", column])
+    first = pd.to_numeric(table[column].str.split(",").str[0].str.strip(), errors="coerce")
     table = pd.DataFrame({"video_id": pd.to_numeric(table["video_id"], errors="coerce"),
                           "value": first.fillna(MISSING_SIDE_VALUE)}).dropna(subset=["video_id"])
     values = table.groupby("video_id")["value"].min()
@@ -134,7 +137,8 @@ def _write_reference(config: PipelineConfig, raw: Path, jobs: int, contextual_fi
     else:
         contextual = _contextual(raw, names)
         contextual.to_parquet(Path(config.data.work_dir) / "contextual.parquet", index=False)
-    side_values = _side_values(raw) if SampleNames.from_config(config).side_feature else None
+    side = names.side_feature
+    side_values = _side_values(raw, side) if side else None
     todo = [(events, contextual, side_values, w, config) for w in windows()]
     frames = {}
     with mp.get_context("fork").Pool(min(jobs, len(todo))) as pool:

@@ -515,18 +515,18 @@ def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags)
     fn = kernel.get(tuned)
     if forced is not None:
         cfg = forced.all_kwargs()
-    elif tuned:
-        if cfg is None:
-            fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
-            _TUNED[key] = fn.best_config.all_kwargs()
-            return
-        fn = fn.fn  # the jitted kernel under the autotuner: its compiled binaries, none of its per-call work
-        compiled = fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
-        named = {**flags, **cfg}
-        _COMPILED[binary] = (compiled, tuple(named[name] for name in fn.arg_names[len(args):]))
-        return
-    else:
+    elif not tuned:
         cfg = _fixed_config(dim)
+    elif cfg is None:  # the first launch for this key: autotune picks
+        fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
+        _TUNED[key] = fn.best_config.all_kwargs()
+        return
+    else:  # the picked configuration through the jitted kernel under the autotuner, which returns its binary
+        jitted = fn.fn
+        compiled = jitted[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
+        named = {**flags, **cfg}
+        _COMPILED[binary] = (compiled, tuple(named[name] for name in jitted.arg_names[len(args):]))
+        return
     fn[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
 
 
