@@ -21,6 +21,7 @@ hands the tower those counts directly; it reads only the history, so labels neve
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -84,15 +85,19 @@ def visible_history(uih_lengths: torch.Tensor, candidate_lengths: torch.Tensor, 
 
 def side_match(uih_side: torch.Tensor, uih_action: torch.Tensor, uih_lengths: torch.Tensor,
                candidate_side: torch.Tensor, candidate_lengths: torch.Tensor, action_weights: torch.Tensor,
-               window_lengths: torch.Tensor | None = None) -> torch.Tensor:
+               window_lengths: torch.Tensor | None = None,
+               similarity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """How each candidate's side feature (e.g. its video's tag) matches its last ``RECENT_EVENTS`` visible events.
 
-    Over those events ``e_1..e_R`` (``e_1`` the most recent; row 0, an unknown value, never matches):
-        share      = #{e : side(e) == side(c)} / (R + 1)
-        share_k    = #{e : match, action bit k} / (#{e : action bit k} + 1)
-        recency_k  = sum_e match * bit k * MATCH_DECAY ** (age - 1) / sum_age MATCH_DECAY ** (age - 1)
+    Over those events ``e_1..e_R`` (``e_1`` the most recent; row 0, an unknown value, never matches), with
+    ``m(e) = [side(e) == side(c)]``:
+        share      = sum_e m(e) / (R + 1)
+        share_k    = sum_{e : action bit k} m(e) / (#{e : action bit k} + 1)
+        recency_k  = sum_e m(e) * bit k * MATCH_DECAY ** (age - 1) / sum_age MATCH_DECAY ** (age - 1)
+    With ``similarity`` (rows, rows -> weights in [0, 1]; ``side_affinity.SideAffinity.similarity``) the same
+    numbers follow with the soft match ``m(e) = similarity(side(e), side(c))``.
     Returns:
-        float32 [C, 1 + 2A].
+        float32 [C, 1 + 2A], or [C, 2 (1 + 2A)] with ``similarity`` (exact, then soft).
     """
     num_candidates, events = candidate_side.numel(), uih_side.numel()
     start, visible = visible_history(uih_lengths, candidate_lengths, num_candidates, window_lengths)
@@ -101,23 +106,32 @@ def side_match(uih_side: torch.Tensor, uih_action: torch.Tensor, uih_lengths: to
     # One padding event at the end, so the events a candidate does not have index something (masked by valid).
     uih_side, uih_action = nn.functional.pad(uih_side, (0, 1)), nn.functional.pad(uih_action, (0, 1))
     index = (start[:, None] + visible[:, None] - ages[None, :]).clamp(0, events)
-    match = valid & (uih_side[index] == candidate_side[:, None]) & (candidate_side[:, None] != 0)
-    bits = valid[..., None] & ((uih_action[index][..., None] & action_weights) != 0)  # [C, R, A]
-    matched = (match[..., None] & bits).float()
-    share = match.float().sum(1, keepdim=True) / (valid.float().sum(1, keepdim=True) + 1)
-    per_action = matched.sum(1) / (bits.float().sum(1) + 1)
-    decay = MATCH_DECAY ** (ages.float() - 1)
+    side = uih_side[index]  # [C, R]
+    bits = (valid[..., None] & ((uih_action[index][..., None] & action_weights) != 0)).float()  # [C, R, A]
+    exact = valid & (side == candidate_side[:, None]) & (candidate_side[:, None] != 0)
+    out = [_match_numbers(exact.float(), valid, bits)]
+    if similarity is not None:
+        out.append(_match_numbers(similarity(side, candidate_side[:, None].expand_as(side)) * valid, valid, bits))
+    return torch.cat(out, dim=1)
+
+
+def _match_numbers(match: torch.Tensor, valid: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """``match [C, R]`` (0 where not valid), ``valid [C, R]``, ``bits [C, R, A]`` -> share, share_k, recency_k."""
+    matched = match[..., None] * bits
+    share = match.sum(1, keepdim=True) / (valid.float().sum(1, keepdim=True) + 1)
+    per_action = matched.sum(1) / (bits.sum(1) + 1)
+    decay = MATCH_DECAY ** torch.arange(match.shape[1], device=match.device, dtype=torch.float32)
     recency = (matched * decay[None, :, None]).sum(1) / decay.sum()
     return torch.cat([share, per_action, recency], dim=1)
 
 
 class HistorySummaryEncoder(nn.Module):
-    """``[C, 2A + 2]`` summary (``[C, 4A + 3]`` with the side match in front) -> ``[C, D]`` (Linear, SiLU,
-    Linear): the tower's second input."""
+    """``[C, 2A + 2]`` summary (``[C, 6A + 4]`` with the exact and soft side match in front) -> ``[C, D]``
+    (Linear, SiLU, Linear): the tower's second input."""
 
     def __init__(self, num_actions: int, width: int, side_match: bool = False):
         super().__init__()
-        self.input_dim = 2 * num_actions + 2 + (1 + 2 * num_actions if side_match else 0)
+        self.input_dim = 2 * num_actions + 2 + (2 * (1 + 2 * num_actions) if side_match else 0)
         self.net = nn.Sequential(nn.Linear(self.input_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, summary: torch.Tensor) -> torch.Tensor:

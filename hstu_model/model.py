@@ -33,6 +33,7 @@ from hstu_model.id_rows import IdRows
 from hstu_model.positional import PositionalEncoder, segment_index
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
+from hstu_model.side_affinity import SideAffinity
 from hstu_model.stu import StuStack
 from hstu_model.tower import FusionMtlTower
 
@@ -80,6 +81,8 @@ class DlrmHSTU(nn.Module):
                                     len(hstu.preprocessor.action_weights), self.has_side_feature)
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
+        # The side feature's co-engagement similarity, counted while training (side_affinity.py).
+        self.side_affinity = SideAffinity(tables.get(groups.uih[1], 1)) if self.has_side_feature else None
         self.id_bias = id_bias
         # The raw id -> row mapping the model was trained with; set by the trainer and pickled with the model,
         # so a version scored later reads its own rows (None: batches hold rows already).
@@ -148,17 +151,21 @@ class DlrmHSTU(nn.Module):
         return dataclasses.replace(batch, contextual=contextual)
 
     def history_summary(self, batch: HstuBatch) -> torch.Tensor:
-        """The tower's history summary of every candidate: ``[C, 2A + 2]``, ``[C, 4A + 3]`` with a side feature
-        (its match first; hstu_model.history_summary)."""
+        """The tower's history summary of every candidate: ``[C, 2A + 2]``, ``[C, 6A + 4]`` with a side feature
+        (its exact and soft match first; hstu_model.history_summary, hstu_model.side_affinity)."""
         groups, weights = self.config.feature_groups, self.preprocessor.action_encoder.action_weights
         summary = history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
                                   batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths, weights,
                                   self.config.max_seq_len, self.num_items, self.window_lengths(batch))
         if not getattr(self, "has_side_feature", False):  # versions pickled before the side match lack it
             return summary
-        match = side_match(batch.uih_ids[groups.uih[1]], batch.uih_action, batch.uih_lengths,
-                           batch.candidate_ids[groups.candidate[1]], batch.candidate_lengths, weights,
-                           self.window_lengths(batch))
+        side, window = batch.uih_ids[groups.uih[1]], self.window_lengths(batch)
+        affinity = getattr(self, "side_affinity", None)  # versions pickled before it match tags exactly only
+        if affinity is not None and self.training:
+            affinity.count(side, batch.uih_action, batch.uih_lengths, window)
+        match = side_match(side, batch.uih_action, batch.uih_lengths, batch.candidate_ids[groups.candidate[1]],
+                           batch.candidate_lengths, weights, window,
+                           affinity.similarity if affinity is not None else None)
         return torch.cat([match, summary], dim=1)
 
     def window_lengths(self, batch: HstuBatch) -> torch.Tensor | None:

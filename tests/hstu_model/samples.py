@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from components.config import load_config
+from hstu_model.batch import collate
 from hstu_model.config import EmbeddingTableConfig, ModelConfig
-from hstu_model.losses import multitask_loss
+from hstu_model.losses import multitask_loss, task_labels
+from hstu_model.metrics import auc
 
 NUM_TOPICS = 4
 NUM_VIDEOS = 64
@@ -88,3 +91,11 @@ def train_steps(model, batches: list, optimizer, steps: int, tasks) -> list[floa
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def held_out_auc(model, rows: list[dict], config, task: int) -> float:
+    """AUC of task ``task`` on rows of users never seen in training, the model in eval mode."""
+    batch = collate(rows, config)
+    with torch.no_grad():
+        scores = model.eval()(batch)[:, task]
+    return auc(scores, task_labels(batch, config.tasks)[:, task])
