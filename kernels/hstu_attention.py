@@ -427,7 +427,10 @@ def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in pairs]
 
 
-FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(128, 64, 8, 3), (128, 64, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
+# 256-row forward tiles: two warpgroups of 128 rows each, whose tanh and tensor-core work overlap (NOTES.md,
+# "Forward tiles with two warpgroups").
+FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(256, 64, 8, 3), (128, 64, 8, 3), (128, 64, 8, 2), (128, 64, 4, 3),
+                                           (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
 _HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _fwd_block, _dq_block, _dkdv_block)
