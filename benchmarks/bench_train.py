@@ -9,6 +9,9 @@ Default shapes are the spec's GPU config (configs/dlrm_hstu_kuairand.config: d=5
     python benchmarks/bench_train.py --device cpu --kernels PYTORCH --tiny --steps 3 --warmup 1   # smoke check
 
 Appends one row per kernel to benchmarks/results/train.json (``--no-save`` to skip) and prints a table.
+``--profile F`` also records three more steps with torch.profiler and writes where their time goes (GPU time per
+kernel, host time per operator, and the GPU's busy share of the wall clock) to F, to tell a step bound by the
+GPU from one bound by the host that issues its work.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="d=32, 1 layer, max_seq_len 256, small tables (CPU smoke)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--profile", type=Path, default=None, help="write a torch.profiler summary of 3 steps here")
     return p.parse_args(argv)
 
 
@@ -103,6 +107,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _profile(trainer, state, batches: list[HstuBatch], device: torch.device, kernel: str, out: Path) -> None:
+    """Appends to ``out`` the profile of ``batches`` (one step each): top operators by GPU and by host time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    _sync(device)
+    t = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for b in batches:
+            trainer.step(b, state)
+        _sync(device)
+    wall_ms = (time.perf_counter() - t) * 1000
+    events = prof.key_averages()
+    gpu_ms = sum(e.self_device_time_total for e in events) / 1000
+    with out.open("a") as f:
+        f.write(f"# kernel {kernel}: {len(batches)} steps, wall {wall_ms:.1f} ms (profiled), "
+                f"GPU busy {gpu_ms:.1f} ms ({100 * gpu_ms / wall_ms:.0f}%)\n")
+        if device.type == "cuda":
+            f.write(events.table(sort_by="self_device_time_total", row_limit=25) + "\n")
+        f.write(events.table(sort_by="self_cpu_time_total", row_limit=25) + "\n")
+
+
 def bench_kernel(config: PipelineConfig, kernel: str, batches: list[HstuBatch], args) -> dict:
     config = config.replace(model=dataclasses.replace(config.model, kernel=kernel),
                             train=dataclasses.replace(config.train, precision=args.precision, allow_kernel_fallback=False,
@@ -126,6 +152,8 @@ def bench_kernel(config: PipelineConfig, kernel: str, batches: list[HstuBatch], 
         cands += b.num_candidates
         tokens += b.num_tokens
     total_s = sum(times) / 1000
+    if args.profile:
+        _profile(trainer, state, batches[args.warmup:args.warmup + 3], device, kernel, args.profile)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     m = config.model
     shape = {"D": m.hstu.stu.embedding_dim, "H": m.hstu.stu.num_heads, "layers": m.hstu.attn_num_layers,
