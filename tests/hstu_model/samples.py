@@ -45,6 +45,16 @@ def small_config(**hstu_changes) -> ModelConfig:
     return config
 
 
+def tag_config(num_tags: int) -> ModelConfig:
+    """small_config with the video's tag as the side feature of both groups and the history summary on."""
+    base = small_config()
+    groups = dataclasses.replace(base.feature_groups, uih=("video_id", "video_tag"),
+                                 candidate=("item_video_id", "item_video_tag"))
+    tags = EmbeddingTableConfig("video_tag", num_tags, 8, ("video_tag", "item_video_tag"), False)
+    return dataclasses.replace(base, feature_groups=groups, embedding_tables=(*base.embedding_tables, tags),
+                               tower=dataclasses.replace(base.tower, history_summary=True))
+
+
 def make_rows(num_users: int, seed: int, max_history: int = 12, max_candidates: int = 5,
               min_history: int = 0) -> list[dict]:
     """``num_users`` sample rows with the planted topic signal (one window per user)."""

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from samples import CONTEXTUAL, held_out_auc, small_config, train_steps
+from samples import CONTEXTUAL, held_out_auc, small_config, tag_config, train_steps
 
 from hstu_model.batch import collate
-from hstu_model.config import EmbeddingTableConfig, TaskConfig
+from hstu_model.config import TaskConfig
 from hstu_model.history_summary import MATCH_DECAY, RECENT_EVENTS, history_summary, side_match
 from hstu_model.model import build_model
 
@@ -184,12 +184,7 @@ def test_side_match_hands_the_tower_the_short_term_interest():
     learns "clicked iff the candidate's tag was clicked in the history" on users it never saw: the path from a
     side feature to the heads can never silently break."""
     torch.manual_seed(0)
-    base = small_config()
-    groups = dataclasses.replace(base.feature_groups, uih=("video_id", "video_tag"),
-                                 candidate=("item_video_id", "item_video_tag"))
-    tags = EmbeddingTableConfig("video_tag", 16, 8, ("video_tag", "item_video_tag"), False)
-    config = dataclasses.replace(base, feature_groups=groups, embedding_tables=(*base.embedding_tables, tags),
-                                 tower=dataclasses.replace(base.tower, history_summary=True))
+    config = tag_config(16)
     model = build_model(config, "cpu").train()
     assert model.tower.summary.input_dim == 6 * len(config.hstu.preprocessor.action_weights) + 4
     train = [collate(_tag_rows(32, seed=s), config) for s in range(8)]

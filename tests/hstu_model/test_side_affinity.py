@@ -1,15 +1,13 @@
 """The side feature's co-engagement similarity: counts and values by hand, topics recovered from histories, and
 the soft match carrying a topic-level signal the exact tag match cannot see."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
-from samples import CONTEXTUAL, held_out_auc, small_config, train_steps
+from samples import CONTEXTUAL, held_out_auc, tag_config, train_steps
 
 from hstu_model.batch import collate
-from hstu_model.config import EmbeddingTableConfig
 from hstu_model.export import export_model, inference_inputs
 from hstu_model.history_summary import MATCH_DECAY, RECENT_EVENTS, side_match
 from hstu_model.metrics import auc
@@ -129,12 +127,7 @@ def test_model_learns_a_topic_signal_through_the_counted_similarity():
     model must learn it on unseen users, which only the counted similarity makes possible. The counts grow in
     training mode only, travel with the model's state, and stay fixed while it scores."""
     torch.manual_seed(0)
-    base = small_config()
-    groups = dataclasses.replace(base.feature_groups, uih=("video_id", "video_tag"),
-                                 candidate=("item_video_id", "item_video_tag"))
-    tags = EmbeddingTableConfig("video_tag", 20, 8, ("video_tag", "item_video_tag"), False)
-    config = dataclasses.replace(base, feature_groups=groups, embedding_tables=(*base.embedding_tables, tags),
-                                 tower=dataclasses.replace(base.tower, history_summary=True))
+    config = tag_config(20)
     model = build_model(config, "cpu").train()
     assert "side_affinity.pairs" in model.state_dict()
     held_out = _topic_rows(256, seed=999, first_user=50_000)
