@@ -20,6 +20,7 @@ from hstu_model.config_text import ConfigError, FieldLines, parse_text
 from hstu_model.proto import model_pb2
 
 ACTIONS = ("is_click", "is_like", "is_follow", "is_comment", "is_forward", "is_hate", "long_view", "is_profile_enter")
+MAX_ITEM_COUNTER_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class DataConfig:
     history_mode: str  # "WINDOW_START" | "QUERY_TIME"
     raw_data_timeout_s: int
     video_features_path: str
+    item_counter_days: int  # 0: candidates carry no item counters
 
     @property
     def query_time(self) -> bool:
@@ -185,6 +187,10 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
     for name in ("window_days", "max_uih_len", "max_candidates", "train_windows", "raw_data_timeout_s"):
         if getattr(data, name) <= 0:
             raise fail(f"data_config.{name}", f"must be > 0, got {getattr(data, name)}")
+    if data.item_counter_days > MAX_ITEM_COUNTER_DAYS:
+        raise fail("data_config.item_counter_days",
+                   f"must be at most {MAX_ITEM_COUNTER_DAYS} (each window reads that many earlier raw days), "
+                   f"got {data.item_counter_days}")
     if not 0.0 <= data.max_bad_row_fraction <= 1.0:
         raise fail("data_config.max_bad_row_fraction", f"must be in [0, 1], got {data.max_bad_row_fraction}")
     # QUERY_TIME: the window's events enter the history too, one per candidate.
@@ -283,7 +289,8 @@ def parse_config(text: str, source: str = "<config>") -> PipelineConfig:
     features = resolve_features(msg, model, fail)
     model = dataclasses.replace(model, embedding_tables=embedding_tables(features))
     data = _data(msg.data_config, model, fail)
-    model = dataclasses.replace(model, query_time=data.query_time)  # the model reads samples of this layout
+    # the model reads samples of this layout
+    model = dataclasses.replace(model, query_time=data.query_time, item_counters=data.item_counter_days > 0)
     train = _train(msg.train_config, model, fail)
     promotion = _promotion(msg.promotion_config, model, fail)
     resolved = pipeline_pb2.PipelineConfig()

@@ -131,6 +131,9 @@ class ModelConfig:
     # Set by the pipeline from data_config.history_mode: the last num_candidates history tokens of each sample
     # are the window's own events, each seen only by the candidates after it (kernels.hstu_attention query_time).
     query_time: bool = False
+    # Set by the pipeline from data_config.item_counter_days: each candidate carries its video's recent counters
+    # (column item_counts), which the tower reads beside the history summary (hstu_model/item_counters.py).
+    item_counters: bool = False
     # (contextual feature, rate): while training the id reads row 0 with this probability (model.proto).
     contextual_id_dropout: tuple[tuple[str, float], ...] = ()
     embedding_init_std: float = 0.0  # > 0: id table rows start as N(0, std^2); 0: TorchRec's default init

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from components.config import PipelineConfig
 
+# per candidate, its video's counters at query time (components/data/item_counters.py), with item_counter_days
+ITEM_COUNTS_COLUMN = "item_counts"
+
 
 @dataclass(frozen=True)
 class SampleNames:

@@ -53,6 +53,7 @@ from components.data.history import (  # noqa: E402
     write_state,
 )
 from components.data.id_vocab import extend_ids, load_id_vocab, save_id_vocab, vocabulary_tables  # noqa: E402
+from components.data.item_counters import item_counts_by_user, lookback_days  # noqa: E402
 from components.data.quality import (  # noqa: E402
     check_bad_fraction,
     clean_events,
@@ -60,7 +61,7 @@ from components.data.quality import (  # noqa: E402
     quarantined_rows,
     reason_counts,
 )
-from components.data.sample_names import SampleNames  # noqa: E402
+from components.data.sample_names import ITEM_COUNTS_COLUMN, SampleNames  # noqa: E402
 from components.data.sample_stats import id_counts, id_stats, window_stats  # noqa: E402
 from components.data.side_features import read_side_table, with_side_feature  # noqa: E402
 from components.data.sources import (  # noqa: E402
@@ -196,6 +197,19 @@ def _grow_id_vocab(spark: SparkSession, config: PipelineConfig, start: date, sam
     return id_stats(counts, tables, grown, overflow, start)
 
 
+def _with_item_counts(spark: SparkSession, config: PipelineConfig, samples: DataFrame, clean: DataFrame,
+                      start: date, end: date) -> DataFrame:
+    """``samples`` plus ``item_counts`` (item_counters.py): the window's clean events and those of the
+    ``item_counter_days`` raw days before it (cleaned by the same rules; their bad rows are quarantined by
+    their own windows), counted per video."""
+    data = config.data
+    earlier = read_events(spark, root=events_root(data), fmt=data.events_format,
+                          days=lookback_days(start, data.item_counter_days), mapping=data.column_mapping)
+    events = in_window(clean, start, end).unionByName(clean_events(flag_bad_rows(earlier)))
+    counts = item_counts_by_user(events, start, end, data.item_counter_days, data.max_candidates)
+    return samples.join(counts, "user_id", "left").select(*samples.columns, ITEM_COUNTS_COLUMN)
+
+
 def _replace_partition(spark: SparkSession, df: DataFrame, root: str, day: date) -> str:
     """Writes ``df`` to a temp folder under ``root``, then renames it over ``root/dt=day``."""
     tmp, final = f"{root}/_tmp-{uuid.uuid4().hex}", f"{root}/dt={day.isoformat()}"
@@ -262,6 +276,8 @@ def _build_window(spark: SparkSession, config: PipelineConfig, start: date, cont
             samples = with_side_feature(samples, side_table, history_ids=names.video_id,
                                         candidate_ids=names.item_video_id, history_out=names.side_feature,
                                         candidate_out=names.item_side_feature)
+        if data.item_counter_days:
+            samples = _with_item_counts(spark, config, samples, clean_events(flagged), start, end)
         samples_uri = _replace_partition(spark, samples, f"{work}/samples", start)
         quarantine_uri = _replace_partition(spark, quarantined_rows(flagged), f"{work}/quarantine", start)
         write_state(spark, update_history(history, by_user, data.max_uih_len, grouped=True), work, end)

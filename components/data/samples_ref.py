@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ACTIONS
-from components.data.sample_names import SampleNames
+from components.data.sample_names import ITEM_COUNTS_COLUMN, SampleNames
 from components.id_features import MISSING_SIDE_VALUE
 
 _DAY_MS = 86_400_000
@@ -61,7 +61,7 @@ def reasons_ref(events: pd.DataFrame) -> pd.Series:
 def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, window_start: date,
                       window_days: int, max_uih_len: int, max_candidates: int,
                       names: SampleNames | None = None, query_time: bool = False,
-                      side_values: Mapping[int, int] | None = None) -> pd.DataFrame:
+                      side_values: Mapping[int, int] | None = None, item_counter_days: int = 0) -> pd.DataFrame:
     """Samples of the window ``[window_start, window_start + window_days)`` from in-memory events.
 
     Args:
@@ -70,6 +70,8 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
         query_time: the history lists continue with the candidates' own events (``history_mode: QUERY_TIME``).
         side_values: video id -> its side feature's value, for ``names.side_feature`` (a missing video:
             ``MISSING_SIDE_VALUE``).
+        item_counter_days: > 0 adds ``item_counts`` (``components.data.item_counters``): per candidate, its
+            video's clean events by every user in the days before it, and those with each action bit.
     Returns:
         one row per user with a clean event in the window, sorted by user_id; list columns as Python lists.
     """
@@ -104,10 +106,23 @@ def build_samples_ref(raw: pd.DataFrame, contextual: pd.DataFrame | None, *, win
             value = (side_values or {}).get
             row[names.side_feature] = [value(int(v), MISSING_SIDE_VALUE) for v in hist["video_id"]]
             row[names.item_side_feature] = [value(int(v), MISSING_SIDE_VALUE) for v in cand["video_id"]]
+        if item_counter_days:
+            row[ITEM_COUNTS_COLUMN] = [_item_counts(events, int(v), int(t), item_counter_days)
+                                       for v, t in zip(cand["video_id"], cand["time_ms"], strict=True)]
         rows.append(row)
     columns = ["user_id", *ctx_columns, names.video_id, names.action_weight, names.watch_time,
                names.action_timestamp, names.item_video_id, names.item_query_time, names.item_action_weight,
                names.item_watch_time]
     if names.side_feature:
         columns += [names.side_feature, names.item_side_feature]
+    if item_counter_days:
+        columns.append(ITEM_COUNTS_COLUMN)
     return pd.DataFrame(rows, columns=columns)
+
+
+def _item_counts(events: pd.DataFrame, video: int, time_ms: int, days: int) -> list[int]:
+    """[events, events with each action bit] of ``video`` by any user in ``[time_ms - days, time_ms)``."""
+    seen = events[(events["video_id"] == video) & (events["time_ms"] >= time_ms - days * _DAY_MS)
+                  & (events["time_ms"] < time_ms)]
+    bits = seen["action_weight"].to_numpy(np.int64)
+    return [len(seen), *(int(((bits >> b) & 1).sum()) for b in range(len(ACTIONS)))]

@@ -81,7 +81,7 @@ class ColumnMapping(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., video_id: _Optional[str] = ..., time: _Optional[str] = ..., time_unit: _Optional[str] = ..., play_time_ms: _Optional[str] = ..., duration_ms: _Optional[str] = ..., action_rules: _Optional[_Iterable[_Union[ActionRule, _Mapping]]] = ...) -> None: ...
 
 class DataConfig(_message.Message):
-    __slots__ = ("events_path", "user_features_path", "events_format", "work_dir", "window_days", "max_uih_len", "max_candidates", "max_bad_row_fraction", "train_windows", "column_mapping", "spark_master", "spark_driver_memory", "history_mode", "raw_data_timeout_s", "video_features_path")
+    __slots__ = ("events_path", "user_features_path", "events_format", "work_dir", "window_days", "max_uih_len", "max_candidates", "max_bad_row_fraction", "train_windows", "column_mapping", "spark_master", "spark_driver_memory", "history_mode", "raw_data_timeout_s", "video_features_path", "item_counter_days")
     EVENTS_PATH_FIELD_NUMBER: _ClassVar[int]
     USER_FEATURES_PATH_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class DataConfig(_message.Message):
     HISTORY_MODE_FIELD_NUMBER: _ClassVar[int]
     RAW_DATA_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FEATURES_PATH_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNTER_DAYS_FIELD_NUMBER: _ClassVar[int]
     events_path: str
     user_features_path: str
     events_format: str
@@ -112,7 +113,8 @@ class DataConfig(_message.Message):
     history_mode: HistoryMode
     raw_data_timeout_s: int
     video_features_path: str
-    def __init__(self, events_path: _Optional[str] = ..., user_features_path: _Optional[str] = ..., events_format: _Optional[str] = ..., work_dir: _Optional[str] = ..., window_days: _Optional[int] = ..., max_uih_len: _Optional[int] = ..., max_candidates: _Optional[int] = ..., max_bad_row_fraction: _Optional[float] = ..., train_windows: _Optional[int] = ..., column_mapping: _Optional[_Union[ColumnMapping, _Mapping]] = ..., spark_master: _Optional[str] = ..., spark_driver_memory: _Optional[str] = ..., history_mode: _Optional[_Union[HistoryMode, str]] = ..., raw_data_timeout_s: _Optional[int] = ..., video_features_path: _Optional[str] = ...) -> None: ...
+    item_counter_days: int
+    def __init__(self, events_path: _Optional[str] = ..., user_features_path: _Optional[str] = ..., events_format: _Optional[str] = ..., work_dir: _Optional[str] = ..., window_days: _Optional[int] = ..., max_uih_len: _Optional[int] = ..., max_candidates: _Optional[int] = ..., max_bad_row_fraction: _Optional[float] = ..., train_windows: _Optional[int] = ..., column_mapping: _Optional[_Union[ColumnMapping, _Mapping]] = ..., spark_master: _Optional[str] = ..., spark_driver_memory: _Optional[str] = ..., history_mode: _Optional[_Union[HistoryMode, str]] = ..., raw_data_timeout_s: _Optional[int] = ..., video_features_path: _Optional[str] = ..., item_counter_days: _Optional[int] = ...) -> None: ...
 
 class OptimizerConfig(_message.Message):
     __slots__ = ("name", "lr", "weight_decay", "eps")

@@ -83,9 +83,12 @@ def with_video_tag(config):
     return config.replace(model=dataclasses.replace(config.model, feature_groups=groups))
 
 
-@pytest.mark.parametrize("seed,fmt,window_days,mode,side", [
-    (0, "csv", 1, "WINDOW_START", False), (1, "parquet", 2, "WINDOW_START", True), (2, "csv", 1, "QUERY_TIME", True)])
-def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days, mode, side):
+# counters: item_counter_days; 2 with the first window at START + 1 reaches a day before the log.
+@pytest.mark.parametrize("seed,fmt,window_days,mode,side,counters", [
+    (0, "csv", 1, "WINDOW_START", False, 0), (1, "parquet", 2, "WINDOW_START", True, 2),
+    (2, "csv", 1, "QUERY_TIME", True, 1)])
+def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, seed, fmt, window_days, mode, side,
+                                                counters):
     rng, users, days = np.random.default_rng(seed), 7, 5
     all_rows = []
     for i in range(days):
@@ -96,7 +99,7 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
     feats = features(rng, users)
     write_user_features(tmp_path / "raw" / "user_features.csv", feats)
     config = make_config(max_uih_len=4, max_candidates=3, max_bad_row_fraction=1.0, window_days=window_days,
-                         events_format=fmt, history_mode=mode,
+                         events_format=fmt, history_mode=mode, item_counter_days=counters,
                          video_features_path=str(tmp_path / "raw" / "videos.csv") if side else "")
     if side:
         (tmp_path / "raw" / "videos.csv").write_text(VIDEO_TABLE)
@@ -111,13 +114,17 @@ def test_spark_matches_reference_on_random_logs(spark, make_config, tmp_path, se
                                      names=SampleNames(contextual=("user_id", *CONTEXTUAL),
                                                        side_feature="video_tag" if side else "",
                                                        item_side_feature="item_video_tag" if side else ""),
-                                     query_time=mode == "QUERY_TIME", side_values=VIDEO_TAGS if side else None)
+                                     query_time=mode == "QUERY_TIME", side_values=VIDEO_TAGS if side else None,
+                                     item_counter_days=counters)
         got = read_samples(config.data.work_dir, start)
         assert len(got) >= 3, "the random log should give several samples"
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     if side:  # every video id has its tag beside it, -1 for video 8 (no row) and 3 (no tag)
         for ids, tags in zip(got["item_video_id"], got["item_video_tag"]):
             assert tags == [VIDEO_TAGS.get(v, -1) for v in ids]
+    if counters:  # one array per candidate, and some candidate's video was seen by someone before it
+        assert all(len(c) == len(v) for c, v in zip(got["item_counts"], got["item_video_id"], strict=True))
+        assert max(c[0] for row in got["item_counts"] for c in row) > 0
     long_history = expected["video_id"].map(len).max()
     assert long_history == (4 + 3 if mode == "QUERY_TIME" else 4), "some user should hit max_uih_len"
     if mode == "QUERY_TIME":  # the history ends with the candidates' own events, actions included
