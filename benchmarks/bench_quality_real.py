@@ -44,6 +44,9 @@ def main() -> None:
     p.add_argument("--eval-window", type=date.fromisoformat, default=date(2022, 4, 18))
     p.add_argument("--work", type=Path, default=Path("/tmp/hstu_bench_quality_real"))
     p.add_argument("--keep", action="store_true", help="keep the work folder (samples, runs)")
+    p.add_argument("--seed", type=int, help="train_config.seed (default: the config's)")
+    p.add_argument("--results", type=Path, default=RESULTS / "quality_real.json",
+                   help="the JSON list the row is appended to (experiments: a file of their own)")
     args = p.parse_args()
     t0 = time.perf_counter()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -51,6 +54,8 @@ def main() -> None:
                            events_path=str(args.logs.resolve()), user_features_path=str(args.user_features.resolve()))
     config = base.replace(tracking=dataclasses.replace(base.tracking, tracking_uri=f"sqlite:///{args.work.resolve()}/mlflow.db",
                                                        log_system_metrics=False))
+    if args.seed is not None:
+        config = config.replace(train=dataclasses.replace(config.train, seed=args.seed))
     train_windows = [args.eval_window - timedelta(days=i) for i in range(config.data.train_windows, 0, -1)]
     build_samples(config=config, window_starts=[*train_windows, args.eval_window])
     result = train(config=config, eval_window=args.eval_window, train_windows=train_windows, register=False)
@@ -59,13 +64,14 @@ def main() -> None:
     refs = {k: {t: round(v, 4) for t, v in d.items()} for k, d in result.references.items()}
     row = {"op": "model_quality_real", "config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO)
            else str(args.config), "eval_window": args.eval_window.isoformat(),
-           "train_windows": [w.isoformat() for w in train_windows], "steps": result.steps, "auc": model,
+           "train_windows": [w.isoformat() for w in train_windows], "seed": config.train.seed,
+           "item_counter_days": config.data.item_counter_days, "steps": result.steps, "auc": model,
            "references": refs, "seconds": round(time.perf_counter() - t0, 1), "cores": os.cpu_count(),
            "python": platform.python_version(), "commit": commit(), "date": time.strftime("%Y-%m-%d")}
     print(f"{'task':<18}{'model':>8}" + "".join(f"{k.removeprefix('baseline_'):>20}" for k in refs))
     for t in tasks:
         print(f"{t:<18}{model[t]:>8.4f}" + "".join(f"{refs[k].get(t, float('nan')):>20.4f}" for k in refs))
-    out = RESULTS / "quality_real.json"
+    out = args.results
     previous = json.loads(out.read_text()) if out.exists() else []
     out.write_text(json.dumps(previous + [row], indent=1) + "\n")
     if not args.keep:

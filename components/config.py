@@ -191,6 +191,9 @@ def _data(msg: pipeline_pb2.DataConfig, model: ModelConfig, fail) -> DataConfig:
         raise fail("data_config.item_counter_days",
                    f"must be at most {MAX_ITEM_COUNTER_DAYS} (each window reads that many earlier raw days), "
                    f"got {data.item_counter_days}")
+    if data.item_counter_days and not model.tower.history_summary:
+        raise fail("data_config.item_counter_days", "needs fusion_mtl_tower { history_summary: true }: the tower "
+                   "reads the item counters beside the history summary")
     if not 0.0 <= data.max_bad_row_fraction <= 1.0:
         raise fail("data_config.max_bad_row_fraction", f"must be in [0, 1], got {data.max_bad_row_fraction}")
     # QUERY_TIME: the window's events enter the history too, one per candidate.

@@ -20,10 +20,13 @@ import torch
 
 from hstu_model.config import ModelConfig
 from hstu_model.id_rows import IdRows
+from hstu_model.item_counters import ACTION_BITS
 
 LABEL_COLUMN = "item_action_weight"
 WATCH_LABEL_COLUMN = "item_watch_time"
 GROUP_COLUMN = "user_id"
+# per candidate, its video's counters at query time (data_config.item_counter_days; components/data/item_counters.py)
+ITEM_COUNTS_COLUMN = "item_counts"
 
 
 def offsets_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -45,6 +48,8 @@ class HstuBatch:
         labels: int64 [C] action bitmask of each candidate, or None (inference).
         watch_time: float32 [C] watch time label, or None.
         user_ids: int64 [C] raw ``user_id`` of each candidate's sample (grouping key for grouped AUC).
+        candidate_counts: int64 [C, 1 + 8] each candidate's item counters (column ``item_counts``), or None
+            when the model reads none (``ModelConfig.item_counters``).
     """
 
     contextual: dict[str, torch.Tensor]
@@ -59,6 +64,7 @@ class HstuBatch:
     labels: torch.Tensor | None
     watch_time: torch.Tensor | None
     user_ids: torch.Tensor
+    candidate_counts: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -147,6 +153,25 @@ class _Columns:
         values = np.fromiter((v for x in lists for v in x), dtype, int(lengths.sum()))
         return values, lengths
 
+    def nested(self, name: str, width: int) -> np.ndarray:
+        """int64 [sum lengths, width] of a list-of-arrays column whose every inner array has ``width`` values."""
+        self._require(name)
+        if self._arrow:
+            col = self._rows.column(name)
+            if hasattr(col, "combine_chunks"):
+                col = col.combine_chunks()
+            inner = col.flatten()
+            sizes = np.asarray(inner.value_lengths().fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+            values = np.array(inner.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            inner = [a for x in self._dict_column(name) for a in (x if x is not None else ())]
+            sizes = np.fromiter((len(a) for a in inner), np.int64, len(inner))
+            values = np.fromiter((v for a in inner for v in a), np.int64, int(sizes.sum()))
+        bad = np.flatnonzero(sizes != width)
+        if bad.size:
+            raise ValueError(f"column {name!r}: entry {bad[0]} has {sizes[bad[0]]} values; expected {width}")
+        return values.reshape(len(sizes), width)
+
 
 def _same_lengths(cols: _Columns, names: Sequence[str], lengths: np.ndarray, what: str) -> None:
     for name in names:
@@ -200,6 +225,13 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig, id_row
         labels = torch.from_numpy(cols.jagged(LABEL_COLUMN, np.int64)[0])
     if WATCH_LABEL_COLUMN in cols.names:
         watch = torch.from_numpy(cols.jagged(WATCH_LABEL_COLUMN, np.float32)[0])
+    counts = None
+    if config.item_counters:
+        counts = cols.nested(ITEM_COUNTS_COLUMN, 1 + ACTION_BITS)
+        if len(counts) != int(cand_len.sum()):
+            raise ValueError(f"column {ITEM_COUNTS_COLUMN!r} has {len(counts)} entries but the samples have "
+                             f"{int(cand_len.sum())} candidates; it needs one per candidate")
+        counts = torch.from_numpy(counts)
     groups_key = (cols.scalar(GROUP_COLUMN, np.int64) if GROUP_COLUMN in cols.names
                   else np.arange(cols.num_rows, dtype=np.int64))
     return HstuBatch(
@@ -215,4 +247,5 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig, id_row
         labels=labels,
         watch_time=watch,
         user_ids=torch.from_numpy(np.repeat(groups_key, cand_len)),
+        candidate_counts=counts,
     )

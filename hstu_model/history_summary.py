@@ -126,12 +126,14 @@ def _match_numbers(match: torch.Tensor, valid: torch.Tensor, bits: torch.Tensor)
 
 
 class HistorySummaryEncoder(nn.Module):
-    """``[C, 2A + 2]`` summary (``[C, 6A + 4]`` with the exact and soft side match in front) -> ``[C, D]``
+    """``[C, 2A + 2]`` summary (``[C, 6A + 4]`` with the exact and soft side match in front, and the item
+    counters' ``extra`` columns before them) -> ``[C, D]``
     (Linear, SiLU, Linear): the tower's second input."""
 
-    def __init__(self, num_actions: int, width: int, side_match: bool = False):
+    def __init__(self, num_actions: int, width: int, side_match: bool = False, extra: int = 0):
         super().__init__()
-        self.input_dim = 2 * num_actions + 2 + (2 * (1 + 2 * num_actions) if side_match else 0)
+        # extra: columns put in front by the model (the item counters' rates, hstu_model/item_counters.py)
+        self.input_dim = 2 * num_actions + 2 + (2 * (1 + 2 * num_actions) if side_match else 0) + extra
         self.net = nn.Sequential(nn.Linear(self.input_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, summary: torch.Tensor) -> torch.Tensor:

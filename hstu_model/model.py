@@ -30,6 +30,7 @@ from hstu_model.embeddings import IdEmbeddings, build_embeddings
 from hstu_model.history_summary import history_summary, side_match
 from hstu_model.id_bias import IdBias
 from hstu_model.id_rows import IdRows
+from hstu_model.item_counters import ACTION_BITS, ItemCounterRates
 from hstu_model.positional import PositionalEncoder, segment_index
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
@@ -76,9 +77,12 @@ class DlrmHSTU(nn.Module):
         self.stu = StuStack(hstu.stu, hstu.attn_num_layers, config.max_seq_len, self.contextual_len, backend,
                             config.query_time)
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
+        # The candidates' item counters (data_config.item_counter_days), read in front of the history summary.
+        self.item_counters = ItemCounterRates(ACTION_BITS) if config.item_counters else None
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
                                     hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
-                                    len(hstu.preprocessor.action_weights), self.has_side_feature)
+                                    len(hstu.preprocessor.action_weights), self.has_side_feature,
+                                    self.item_counters.input_dim if self.item_counters is not None else 0)
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
         # The side feature's co-engagement similarity, counted while training (side_affinity.py).
@@ -152,11 +156,20 @@ class DlrmHSTU(nn.Module):
 
     def history_summary(self, batch: HstuBatch) -> torch.Tensor:
         """The tower's history summary of every candidate: ``[C, 2A + 2]``, ``[C, 6A + 4]`` with a side feature
-        (its exact and soft match first; hstu_model.history_summary, hstu_model.side_affinity)."""
+        (its exact and soft match first; hstu_model.history_summary, hstu_model.side_affinity), after the item
+        counters' columns with item_counters (hstu_model.item_counters)."""
         groups, weights = self.config.feature_groups, self.preprocessor.action_encoder.action_weights
         summary = history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
                                   batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths, weights,
                                   self.config.max_seq_len, self.num_items, self.window_lengths(batch))
+        counters = getattr(self, "item_counters", None)  # versions pickled before the counters lack them
+        if counters is not None:
+            if batch.candidate_counts is None:
+                raise ValueError("the model reads item counters (data_config.item_counter_days) but the batch has "
+                                 "none: its samples lack the item_counts column")
+            if self.training and batch.labels is not None:
+                counters.count(batch.labels)
+            summary = torch.cat([counters(batch.candidate_counts), summary], dim=1)
         if not getattr(self, "has_side_feature", False):  # versions pickled before the side match lack it
             return summary
         side, window = batch.uih_ids[groups.uih[1]], self.window_lengths(batch)

@@ -45,10 +45,11 @@ class FusionMtlTower(nn.Module):
     """User-side candidate encoding x item-side encoding -> MLP -> ``[C, num_tasks]`` logits."""
 
     def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int,
-                 num_actions: int, side_match: bool = False):
+                 num_actions: int, side_match: bool = False, counters: int = 0):
         super().__init__()
         self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
-        self.summary = HistorySummaryEncoder(num_actions, width, side_match) if config.history_summary else None
+        self.summary = (HistorySummaryEncoder(num_actions, width, side_match, counters) if config.history_summary
+                        else None)
         self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
         # The wide term: each task's logit moves linearly with the log of the user's action rates, as a logistic

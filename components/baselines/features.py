@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 
 from components.config import PipelineConfig
 from components.data.windows import sample_files
-from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN
+from hstu_model.batch import GROUP_COLUMN, ITEM_COUNTS_COLUMN, LABEL_COLUMN
 from hstu_model.config import TaskConfig
+from hstu_model.item_counters import ACTION_BITS
 
 RECENT = 20  # the "last events" of the history that the recent rate counts
 
@@ -43,6 +44,8 @@ def _read_window(config: PipelineConfig, window: date) -> pa.Table:
     g = config.model.feature_groups
     cols = list(dict.fromkeys([GROUP_COLUMN, *g.contextual, g.uih[0], g.uih_action[0], g.candidate[0],
                                g.candidate_timestamp[0], LABEL_COLUMN]))
+    if config.data.item_counter_days:
+        cols.append(ITEM_COUNTS_COLUMN)
     tables = [pq.read_table(f, columns=cols) for f in sample_files(config.data.work_dir, [window])]
     return pa.concat_tables(tables, promote_options="permissive")
 
@@ -108,9 +111,26 @@ def _window_frame(config: PipelineConfig, window: date, first_sample: int) -> pd
                              "build its samples again with data_config.history_mode: QUERY_TIME")
         visible = (hist_len - cand_len)[sample] + frame["position"].to_numpy()
     counts = _visible_counts(hist_items, actions, hist_len, items, sample, visible, config.model.tasks)
+    if config.data.item_counter_days:
+        counts.update(_item_counts(table, len(items), config.model.tasks))
     for name, values in counts.items():
         frame[name] = values
     return frame
+
+
+def _item_counts(table: pa.Table, candidates: int, tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
+    """``item_n`` and per single-bit task ``item_pos_<task>``: the candidates' item counters (int64 [C])."""
+    col = table.column(ITEM_COUNTS_COLUMN).combine_chunks().flatten()
+    values = np.asarray(col.flatten().to_numpy(zero_copy_only=False), np.int64)
+    if len(values) != candidates * (1 + ACTION_BITS):
+        raise ValueError(f"column {ITEM_COUNTS_COLUMN!r} has {len(values)} counts for {candidates} candidates; "
+                         f"expected {1 + ACTION_BITS} per candidate")
+    counts = values.reshape(candidates, 1 + ACTION_BITS)
+    out = {"item_n": counts[:, 0]}
+    for t in tasks:
+        if t.task_bitmask > 0 and t.task_bitmask & (t.task_bitmask - 1) == 0:  # one action bit: counted exactly
+            out[f"item_pos_{t.task_name}"] = counts[:, t.task_bitmask.bit_length()]
+    return out
 
 
 
@@ -120,7 +140,9 @@ def candidate_frame(config: PipelineConfig, windows: Sequence[date]) -> pd.DataF
     Columns (all int64): ``window`` (date ordinal), ``sample`` (running sample number), ``item``, ``label``
     (action bitmask), ``position`` (index among its sample's candidates), ``hour`` (UTC hour of the query
     time), ``user_id`` and each contextual feature, ``hist_len``, ``recent_len`` (history events among the
-    last ``RECENT``), per task ``hist_pos_<task>`` and ``recent_pos_<task>``, ``in_history`` (0/1).
+    last ``RECENT``), per task ``hist_pos_<task>`` and ``recent_pos_<task>``, ``in_history`` (0/1); with
+    ``data_config.item_counter_days`` also the item counters ``item_n`` and ``item_pos_<task>`` (tasks of one
+    action bit).
 
     Raises:
         FileNotFoundError: a window has no sample partition. ValueError: a sample column is missing.

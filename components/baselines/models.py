@@ -8,7 +8,8 @@ scores float64 ``[M, T]`` (M eval candidates, T tasks in config order); only the
   the last training window.
 - history_rate: the user's own smoothed rate of the task among the sample's history; no fitting.
 - history_popularity: logistic regression on the two logits (history rate, item popularity).
-- gbdt: LightGBM on history, position, hour, context and out-of-window item/user rates.
+- gbdt: LightGBM on history, position, hour, context and out-of-window item/user rates, and the item counters
+  when the samples carry them (``data_config.item_counter_days``: the model reads them, so the baseline does).
 
 Training rows get item and user rates that leave their own window out (``out_of_window_counts``): with
 in-window rates the fitted weights would trust the rates more than the eval window, which never sees its own
@@ -143,12 +144,18 @@ def _gbdt_features(data: SuiteData) -> tuple[pd.DataFrame, pd.DataFrame, list[st
     train, evl = data.train[base].copy(), data.eval[base].copy()
     _, n, _, eval_n = out_of_window_counts(data.train, np.zeros(len(data.train)), "item", data.eval["item"])
     train["item_count"], evl["item_count"] = n, eval_n  # out of window too: a training row's count excludes it
+    if "item_n" in data.train:
+        train["item_counter_n"], evl["item_counter_n"] = data.train["item_n"].to_numpy(), data.eval["item_n"].to_numpy()
     for t, task in enumerate(data.tasks):
         y, prior = data.y_train[:, t], float(data.y_train[:, t].mean())
         hist_prior = history_prior(data.train, task)
         for frame, source in ((train, data.train), (evl, data.eval)):
             frame[f"hist_rate_{task}"] = history_rate(source, task, hist_prior, HISTORY_SMOOTHING)
             frame[f"recent_rate_{task}"] = history_rate(source, task, hist_prior, HISTORY_SMOOTHING, recent=True)
+        if f"item_pos_{task}" in data.train:  # the item counters the model reads too (same samples)
+            for frame, source in ((train, data.train), (evl, data.eval)):
+                frame[f"item_counter_rate_{task}"] = smoothed(source[f"item_pos_{task}"], source["item_n"], prior,
+                                                              ITEM_SMOOTHING)
         for key in ("item", GROUP_COLUMN):
             pos, n, eval_pos, eval_n = out_of_window_counts(data.train, y, key, data.eval[key])
             train[f"{key}_rate_{task}"] = smoothed(pos, n, prior, ITEM_SMOOTHING)

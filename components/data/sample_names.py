@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.config import PipelineConfig
+from hstu_model.batch import ITEM_COUNTS_COLUMN
 
-# per candidate, its video's counters at query time (components/data/item_counters.py), with item_counter_days
-ITEM_COUNTS_COLUMN = "item_counts"
+__all__ = ["ITEM_COUNTS_COLUMN", "SampleNames"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from hstu_model.batch import GROUP_COLUMN, LABEL_COLUMN, WATCH_LABEL_COLUMN, HstuBatch, collate
+from hstu_model.batch import (
+    GROUP_COLUMN,
+    ITEM_COUNTS_COLUMN,
+    LABEL_COLUMN,
+    WATCH_LABEL_COLUMN,
+    HstuBatch,
+    collate,
+)
 from hstu_model.config import ModelConfig
 from hstu_model.id_rows import IdRows
 
@@ -39,6 +46,8 @@ def sample_columns(config: ModelConfig, labels: bool = True) -> list[str]:
     g = config.feature_groups
     cols = [*g.contextual, *g.uih, *g.uih_action, *g.uih_watchtime, *g.uih_timestamp, *g.candidate,
             *g.candidate_timestamp]
+    if config.item_counters:
+        cols.append(ITEM_COUNTS_COLUMN)
     if labels:
         cols += [LABEL_COLUMN, WATCH_LABEL_COLUMN, GROUP_COLUMN]
     return list(dict.fromkeys(cols))

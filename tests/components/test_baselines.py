@@ -99,6 +99,29 @@ def test_query_time_counts_see_the_window_events_before_each_candidate(tmp_path)
     assert window_start["hist_len"].tolist() == [4, 4, 4, 4, 4]
 
 
+def test_item_counters_enter_the_frame_and_the_gbdt(tmp_path):
+    """With data_config.item_counter_days the candidate rows carry the counters of the samples, and the GBDT
+    (the model reads them, so its strongest baseline does too) ranks by them when only they carry the label."""
+    rng = np.random.default_rng(0)
+    for day in (D1, D2, EVAL):
+        rows = [(u, [10], [1], [int(i) for i in rng.integers(200, 260, 8)], [0] * 8) for u in range(1, 41)]
+        hot = {r[0]: rng.random(8) < 0.5 for r in rows}
+        rows = [(u, h, a, c, [int(x) for x in hot[u]]) for u, h, a, c, _ in rows]
+        _write_window(tmp_path, day, rows)
+        table = pq.read_table(tmp_path / "samples" / f"dt={day.isoformat()}")
+        counts = [[[40, 36 if x else 4] + [0] * 7 for x in hot[u]] for u in table.column("user_id").to_pylist()]
+        table = table.append_column("item_counts", pa.array(counts, pa.list_(pa.list_(pa.int64()))))
+        pq.write_table(table, tmp_path / "samples" / f"dt={day.isoformat()}" / "part-00000.parquet")
+    base = small_config(tmp_path)
+    config = base.replace(data=dataclasses.replace(base.data, item_counter_days=3))
+    frame = candidate_frame(config, [EVAL])
+    assert frame["item_n"].tolist() == [40] * 320
+    assert ((frame["item_pos_is_click"] == 36) == (frame["label"] & 1).astype(bool)).all()
+    assert "item_pos_is_like" in frame and "item_n" not in candidate_frame(base, [EVAL])
+    result = run_baselines(config=config, eval_window=EVAL, train_windows=[D1, D2], use_cache=False)
+    assert result.aucs["gbdt"]["is_click"] > 0.99 and result.aucs["popularity"]["is_click"] < 0.7
+
+
 def test_out_of_window_counts_leave_the_own_window_out(config):
     train = candidate_frame(config, [D1, D2])
     y = task_labels(train, config.model.tasks)[:, 0]
