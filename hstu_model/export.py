@@ -11,6 +11,7 @@
     candidate_offsets   int64 [B+1]
     candidate_ids       int64 [C, Fc]
     candidate_timestamp int64 [C]
+    candidate_counts    int64 [C, 9]     only for a model that reads item counters (ModelConfig.item_counters)
 
 and returns logits ``[C, num_tasks]``. ``inference_inputs(batch)`` gives these tensors from an ``HstuBatch``.
 The model runs in eval mode; the exported program has dynamic B, U and C. Export a model built with
@@ -39,7 +40,7 @@ def inference_inputs(batch: HstuBatch) -> tuple[torch.Tensor, ...]:
         batch.candidate_offsets,
         torch.stack(list(batch.candidate_ids.values()), dim=1),
         batch.candidate_timestamp,
-    )
+    ) + ((batch.candidate_counts,) if batch.candidate_counts is not None else ())
 
 
 class InferenceModule(nn.Module):
@@ -54,7 +55,7 @@ class InferenceModule(nn.Module):
     def forward(self, contextual_ids: torch.Tensor, uih_offsets: torch.Tensor, uih_ids: torch.Tensor,
                 uih_action: torch.Tensor, uih_watchtime: torch.Tensor, uih_timestamp: torch.Tensor,
                 candidate_offsets: torch.Tensor, candidate_ids: torch.Tensor,
-                candidate_timestamp: torch.Tensor) -> torch.Tensor:
+                candidate_timestamp: torch.Tensor, candidate_counts: torch.Tensor | None = None) -> torch.Tensor:
         batch = HstuBatch(
             contextual={f: contextual_ids[:, i] for i, f in enumerate(self.contextual)},
             uih_ids={f: uih_ids[:, i] for i, f in enumerate(self.uih)},
@@ -65,6 +66,7 @@ class InferenceModule(nn.Module):
             candidate_lengths=candidate_offsets[1:] - candidate_offsets[:-1],
             labels=None, watch_time=None,
             user_ids=candidate_timestamp,  # unused by the model
+            candidate_counts=candidate_counts,
         )
         return self.model(batch)
 
@@ -84,6 +86,6 @@ def export_model(model: DlrmHSTU, example: HstuBatch) -> torch.export.ExportedPr
     module = InferenceModule(model)
     batch, hist, cand = torch.export.Dim("batch"), torch.export.Dim("history"), torch.export.Dim("candidates")
     shapes = ({0: batch}, {0: batch + 1}, {0: hist}, {0: hist}, {0: hist}, {0: hist}, {0: batch + 1},
-              {0: cand}, {0: cand})
+              {0: cand}, {0: cand}) + (({0: cand},) if example.candidate_counts is not None else ())
     with torch.no_grad():
         return torch.export.export(module, inference_inputs(example), dynamic_shapes=shapes, strict=False)

@@ -4,6 +4,7 @@
     logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]
     with ``history_summary``: Head(MLP([user * item, SummaryMLP(summary [C, 2A + 2])]))  (hstu_model.history_summary)
                               + Wide([log(rates + 0.01), length, in_history])   (a linear term per task)
+    with item counters in front of the summary, the wide term reads their rates as logits (``wide_inputs``)
 
 MLP: per ``hidden_units`` entry ``Linear -> (LayerNorm if use_ln) -> activation -> (Dropout)``.
 """
@@ -50,6 +51,7 @@ class FusionMtlTower(nn.Module):
         self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
         self.summary = (HistorySummaryEncoder(num_actions, width, side_match, counters) if config.history_summary
                         else None)
+        self.counter_columns = counters  # the summary's first columns: item counter rates, then their volume
         self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
         # The wide term: each task's logit moves linearly with the log of the user's action rates, as a logistic
@@ -67,7 +69,15 @@ class FusionMtlTower(nn.Module):
             x = torch.cat([x, self.summary(summary)], dim=1)  # [C, 2D]
         logits = self.head(self.mlp(x))
         if getattr(self, "summary_wide", None) is not None:  # versions pickled before the wide term lack it
-            rates = summary.shape[1] - 2  # the rates and match shares come first, then length and in_history
-            wide = torch.cat([torch.log(summary[:, :rates] + 0.01), summary[:, rates:]], dim=1)
-            logits = logits + self.summary_wide(wide)
+            logits = logits + self.summary_wide(self.wide_inputs(summary))
         return logits
+
+    def wide_inputs(self, summary: torch.Tensor) -> torch.Tensor:
+        """What the wide term reads: the item counters' rates as logits (a logistic regression on them is what
+        ranks best, QUALITY_NOTES.md §16) and their volume, then the log of the other rates and match shares,
+        then length and in_history as they are."""
+        counters = getattr(self, "counter_columns", 0)  # versions pickled before the counters lack it
+        rates = summary.shape[1] - 2
+        item_rates = summary[:, :max(counters - 1, 0)].clamp(1e-4, 1 - 1e-4)
+        return torch.cat([torch.log(item_rates / (1 - item_rates)), summary[:, max(counters - 1, 0):counters],
+                          torch.log(summary[:, counters:rates] + 0.01), summary[:, rates:]], dim=1)

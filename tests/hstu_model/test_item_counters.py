@@ -11,6 +11,7 @@ import torch
 from samples import held_out_auc, make_rows, small_config, train_steps
 
 from hstu_model.batch import collate
+from hstu_model.export import export_model, inference_inputs
 from hstu_model.item_counters import ACTION_BITS, SMOOTHING, VOLUME_SCALE, ItemCounterRates
 from hstu_model.model import build_model
 
@@ -38,6 +39,19 @@ def test_rates_by_hand():
     assert out[1, ACTION_BITS].item() == pytest.approx(math.log1p(30) / math.log1p(VOLUME_SCALE))
     with pytest.raises(ValueError, match="expected 9"):
         rates(counts[:, :5])
+
+
+def test_wide_term_reads_the_counter_rates_as_logits():
+    model = build_model(counters_config(), "cpu")
+    tower, width = model.tower, model.tower.summary.input_dim
+    assert tower.counter_columns == ACTION_BITS + 1 and width == ACTION_BITS + 1 + 2 * ACTION_BITS + 2
+    summary = torch.full((1, width), 0.25)
+    summary[0, 0], summary[0, ACTION_BITS] = 0.75, 0.4  # the click rate, the volume
+    wide = tower.wide_inputs(summary)[0]
+    assert wide[0].item() == pytest.approx(math.log(3)) and wide[1].item() == pytest.approx(-math.log(3))
+    assert wide[ACTION_BITS].item() == pytest.approx(0.4)  # the volume as it is
+    assert wide[ACTION_BITS + 1].item() == pytest.approx(math.log(0.26))  # the history's rates: log(rate + 0.01)
+    assert wide[-1].item() == pytest.approx(0.25)  # in_history as it is
 
 
 def _with_counts(rows: list[dict], seed: int) -> list[dict]:
@@ -86,3 +100,8 @@ def test_model_learns_a_signal_only_the_counters_carry():
         row["user_id"] += 50_000
     assert held_out_auc(model, held_out, config, 0) > 0.8
     assert torch.equal(model.item_counters.label_counts, counted)  # eval forward counts nothing
+    # The exported program takes the counters as its last input and carries the prior: it predicts as the model.
+    batch = collate(held_out[:16], config)
+    program = export_model(model, batch)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(*inference_inputs(batch)), model(batch))
