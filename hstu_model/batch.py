@@ -225,13 +225,6 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig, id_row
         labels = torch.from_numpy(cols.jagged(LABEL_COLUMN, np.int64)[0])
     if WATCH_LABEL_COLUMN in cols.names:
         watch = torch.from_numpy(cols.jagged(WATCH_LABEL_COLUMN, np.float32)[0])
-    counts = None
-    if config.item_counters:
-        counts = cols.nested(ITEM_COUNTS_COLUMN, 1 + ACTION_BITS)
-        if len(counts) != int(cand_len.sum()):
-            raise ValueError(f"column {ITEM_COUNTS_COLUMN!r} has {len(counts)} entries but the samples have "
-                             f"{int(cand_len.sum())} candidates; it needs one per candidate")
-        counts = torch.from_numpy(counts)
     groups_key = (cols.scalar(GROUP_COLUMN, np.int64) if GROUP_COLUMN in cols.names
                   else np.arange(cols.num_rows, dtype=np.int64))
     return HstuBatch(
@@ -247,5 +240,14 @@ def collate(rows: Sequence[Mapping[str, Any]] | Any, config: ModelConfig, id_row
         labels=labels,
         watch_time=watch,
         user_ids=torch.from_numpy(np.repeat(groups_key, cand_len)),
-        candidate_counts=counts,
+        candidate_counts=_item_counts(cols, int(cand_len.sum())) if config.item_counters else None,
     )
+
+
+def _item_counts(cols: _Columns, candidates: int) -> torch.Tensor:
+    """int64 [C, 1 + ACTION_BITS]: the ``item_counts`` column, one array per candidate."""
+    counts = cols.nested(ITEM_COUNTS_COLUMN, 1 + ACTION_BITS)
+    if len(counts) != candidates:
+        raise ValueError(f"column {ITEM_COUNTS_COLUMN!r} has {len(counts)} entries but the samples have "
+                         f"{candidates} candidates; it needs one per candidate")
+    return torch.from_numpy(counts)
