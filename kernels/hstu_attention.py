@@ -32,6 +32,11 @@ import triton.language as tl
 from kernels.backend import LazyKernel, check_backend
 from kernels.hstu_attention_ref import hstu_attention_ref
 
+try:  # host-side tensor descriptors (Hopper TMA loads); absent from older Triton versions
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - the pointer loads serve every launch then
+    TensorDescriptor = None
+
 # ----------------------------------------------------------------------------------------------- helpers
 
 
@@ -124,42 +129,11 @@ def _one_plus_tanh(h, FAST: tl.constexpr):
         return 2.0 * tl.sigmoid(2.0 * h)
 
 
-def _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
-               stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-               MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
-               DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
-               BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """acc += (mask * SiLU(alpha * q k^T)) v for one key block (the caller applies 1/S once); MASKED=False only
-    for full blocks. id_m: the rows' query ids (`_query_ids`)."""
-    offs_n = start_n + tl.arange(0, BLOCK_N)
-    offs_dqk = tl.arange(0, BLOCK_DQK)
-    offs_dv = tl.arange(0, BLOCK_DV)
-    cols = seq_start + offs_n
-    k_ptrs = K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :]
-    v_ptrs = V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :]
-    if MASKED:
-        k = tl.load(k_ptrs, mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
-        v = tl.load(v_ptrs, mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
-    else:  # a full block lies below the diagonal: every key is in the sequence
-        k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
-        v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
-    hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha  # [BLOCK_M, BLOCK_N] fp32, s / 2
-    p = hs * _one_plus_tanh(hs, FAST)  # SiLU(s)
-    if MASKED:
-        # Keys past the end load as zeros, so only the docs/design.md §6 mask is needed, not a length mask.
-        id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
-        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
-                     HAS_WINDOW)
-        p = tl.where(keep, p, 0.0)
-    return acc + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-
-
-def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m, id_m,
-              stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-              MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
-              DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
-              BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
-    """dq += dS k for one key block, dS = mask * dP * 2 SiLU'(s), dP = dO v^T (the caller applies alpha / (2S))."""
+def _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, MASKED: tl.constexpr,
+             DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr,
+             BLOCK_DV: tl.constexpr):
+    """Key block [start_n, start_n + BLOCK_N) of K and V by pointers; MASKED: keys past the end load as zeros
+    (False only for full blocks, which lie below the diagonal: every key is in the sequence)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_dqk = tl.arange(0, BLOCK_DQK)
     offs_dv = tl.arange(0, BLOCK_DV)
@@ -172,6 +146,59 @@ def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist
     else:
         k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
         v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
+    return k, v
+
+
+def _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh):
+    """Key block [start_n, start_n + BLOCK_N) of K and V by bulk tensor copies (Hopper TMA) through descriptors over
+    the [L, H*D] views (`_descriptors`). A box past the sequence's end would read the next sequence's rows, not
+    zeros: only for blocks the caller knows lie inside the sequence."""
+    row = (seq_start + start_n).to(tl.int32)
+    return K_DESC.load([row, h * stride_kh]), V_DESC.load([row, h * stride_vh])
+
+
+def _fwd_block(acc, q, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
+               id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
+               MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+               USE_TMA: tl.constexpr, DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
+               BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """acc += (mask * SiLU(alpha * q k^T)) v for one key block (the caller applies 1/S once); MASKED=False only
+    for full blocks. id_m: the rows' query ids (`_query_ids`)."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    if MASKED:
+        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
+                        DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+    elif USE_TMA:  # a full block lies below the diagonal, inside the sequence: one bulk tensor copy each
+        k, v = _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
+    else:
+        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
+                        DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+    hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha  # [BLOCK_M, BLOCK_N] fp32, s / 2
+    p = hs * _one_plus_tanh(hs, FAST)  # SiLU(s)
+    if MASKED:
+        # Keys past the end load as zeros, so only the docs/design.md §6 mask is needed, not a length mask.
+        id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
+        keep = _keep(offs_m[:, None], id_m[:, None], offs_n[None, :], id_n[None, :], win_start, max_attn_len,
+                     HAS_WINDOW)
+        p = tl.where(keep, p, 0.0)
+    return acc + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+
+
+def _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
+              offs_m, id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
+              MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, FAST: tl.constexpr, PRECISION: tl.constexpr,
+              USE_TMA: tl.constexpr, DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr,
+              BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
+    """dq += dS k for one key block, dS = mask * dP * 2 SiLU'(s), dP = dO v^T (the caller applies alpha / (2S))."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    if MASKED:
+        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
+                        DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+    elif USE_TMA:  # full blocks lie below the diagonal, inside the sequence
+        k, v = _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
+    else:
+        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
+                        DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
     hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha
     a = _one_plus_tanh(hs, FAST)
     dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
@@ -184,23 +211,29 @@ def _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist
     return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
-def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_n, id_n,
-                stride_qm, stride_qh, stride_dom, stride_doh, half_alpha, max_attn_len,
+def _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
+                offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha, max_attn_len,
                 MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-                PRECISION: tl.constexpr,
+                PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
                 DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
     """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M]); P and dS as in
-    `_fwd_block` / `_dq_block`, without their constant factors (the caller applies them)."""
+    `_fwd_block` / `_dq_block`, without their constant factors (the caller applies them). USE_TMA: the block lies
+    inside the sequence (the caller checks), so Q and dO come as bulk tensor copies."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_dqk = tl.arange(0, BLOCK_DQK)
-    offs_dv = tl.arange(0, BLOCK_DV)
-    rows = seq_start + offs_m
-    # Queries past the end load as zeros and so contribute nothing.
-    q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
-                mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
-    do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
-                 mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+    if USE_TMA:
+        row = (seq_start + start_m).to(tl.int32)
+        q = Q_DESC.load([row, h * stride_qh])
+        do = DO_DESC.load([row, h * stride_doh])
+    else:
+        offs_dqk = tl.arange(0, BLOCK_DQK)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        rows = seq_start + offs_m
+        # Queries past the end load as zeros and so contribute nothing.
+        q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
+                    mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
+        do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
+                     mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
     hs_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * half_alpha
     a_t = _one_plus_tanh(hs_t, FAST)
     p_t = hs_t * a_t
@@ -221,11 +254,11 @@ def _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, 
 
 
 def _hstu_attn_fwd_kernel(
-    Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS,
+    Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS, K_DESC, V_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -248,13 +281,15 @@ def _hstu_attn_fwd_kernel(
         lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
                                      QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
-            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                             id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-                             False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+            acc = _fwd_block(acc, q, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist,
+                             win_start, offs_m, id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha,
+                             max_attn_len, False, HAS_WINDOW, FAST, PRECISION, USE_TMA, DIM_QK, DIM_V, BLOCK_N,
+                             BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
-            acc = _fwd_block(acc, q, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                             id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-                             True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+            acc = _fwd_block(acc, q, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist,
+                             win_start, offs_m, id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha,
+                             max_attn_len, True, HAS_WINDOW, FAST, PRECISION, USE_TMA, DIM_QK, DIM_V, BLOCK_N,
+                             BLOCK_DQK, BLOCK_DV)
         acc = acc * inv_scale
         # OUT is allocated here: contiguous [L, H, Dv].
         tl.store(OUT + rows[:, None] * (num_heads * DIM_V) + h * DIM_V + offs_dv[None, :],
@@ -265,11 +300,11 @@ def _hstu_attn_fwd_kernel(
 
 
 def _dkdv_program(
-    pid_n, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
+    pid_n, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -327,21 +362,31 @@ def _dkdv_program(
         num_masked = tl.maximum(tl.cdiv(full_lo - main_lo, BLOCK_M), 0)
         for t in range(0, ctx_blocks + num_masked):
             start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
-                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha,
-                                 max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
-                                 BLOCK_M, BLOCK_DQK, BLOCK_DV)
-        for start_m in range(full_lo, full_hi, BLOCK_M):
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
-                                 offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha,
-                                 max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
-                                 BLOCK_M, BLOCK_DQK, BLOCK_DV)
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+                                 n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
+                                 half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, False,
+                                 DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+        # Full query blocks that end inside the sequence may come as bulk tensor copies (USE_TMA); the last one,
+        # which may reach past the end (the next sequence's rows), always through masked pointer loads.
+        inside_hi = full_lo
+        if USE_TMA:
+            inside_hi = tl.minimum(full_lo + tl.maximum((n - full_lo) // BLOCK_M, 0) * BLOCK_M, full_hi)
+            for start_m in range(full_lo, inside_hi, BLOCK_M):
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
+                                     hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
+                                     stride_doh, half_alpha, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST,
+                                     PRECISION, True, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+        for start_m in range(inside_hi, full_hi, BLOCK_M):
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+                                 n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
+                                 half_alpha, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, False,
+                                 DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         if QUERY_TIME:
             for start_m in range(full_hi, hi, BLOCK_M):
-                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
-                                     win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
-                                     half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
-                                     DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
+                                     hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
+                                     stride_doh, half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST,
+                                     PRECISION, False, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         dk = dk * (half_alpha * inv_scale)
         dv = dv * inv_scale
         tl.store(DK + cols[:, None] * (num_heads * DIM_QK) + h * DIM_QK + offs_dqk[None, :],
@@ -351,11 +396,11 @@ def _dkdv_program(
 
 
 def _dq_program(
-    pid_m, Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS,
+    pid_m, Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, K_DESC, V_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -380,25 +425,27 @@ def _dq_program(
         lo, full_hi, hi = _key_range(m0, n, n_ctx, hist_end, n_hist, win_start, max_attn_len, HAS_WINDOW,
                                      QUERY_TIME, BLOCK_M, BLOCK_N)
         for start_n in range(lo, full_hi, BLOCK_N):
-            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                           id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-                           False, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+            dq = _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist,
+                           win_start, offs_m, id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha,
+                           max_attn_len, False, HAS_WINDOW, FAST, PRECISION, USE_TMA, DIM_QK, DIM_V, BLOCK_N,
+                           BLOCK_DQK, BLOCK_DV)
         for start_n in range(full_hi, hi, BLOCK_N):
-            dq = _dq_block(dq, q, do, K, V, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
-                           id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha, max_attn_len,
-                           True, HAS_WINDOW, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
+            dq = _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist,
+                           win_start, offs_m, id_m, stride_km, stride_kh, stride_vm, stride_vh, half_alpha,
+                           max_attn_len, True, HAS_WINDOW, FAST, PRECISION, USE_TMA, DIM_QK, DIM_V, BLOCK_N,
+                           BLOCK_DQK, BLOCK_DV)
         dq = dq * (half_alpha * inv_scale)
         tl.store(DQ + rows[:, None] * (num_heads * DIM_QK) + h * DIM_QK + offs_dqk[None, :],
                  dq.to(DQ.dtype.element_ty), mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
 
 
 def _hstu_attn_bwd_kernel(
-    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS,
+    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, K_DESC, V_DESC, DO_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
     ROLE: tl.constexpr,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -407,24 +454,37 @@ def _hstu_attn_bwd_kernel(
     blocks first. (One launch holding both roles measured 11% slower at N=8192 and no faster at N=1024:
     benchmarks/results/NOTES.md.)"""
     if ROLE == "dkdv":
-        _dkdv_program(tl.program_id(1), Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, stride_qm, stride_qh,
-                      stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len, max_attn_len,
-                      num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V, BLOCK_DQK,
-                      BLOCK_DV, BLOCK_M, BLOCK_N)
+        _dkdv_program(tl.program_id(1), Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC, stride_qm,
+                      stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len,
+                      max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, USE_TMA, DIM_QK,
+                      DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
     else:
-        _dq_program(tl.num_programs(1) - 1 - tl.program_id(1), Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, stride_qm,
-                    stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len,
-                    max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, DIM_QK, DIM_V,
-                    BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
+        _dq_program(tl.num_programs(1) - 1 - tl.program_id(1), Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, K_DESC,
+                    V_DESC, stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
+                    contextual_len, max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
+                    USE_TMA, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
 
 
 # ----------------------------------------------------------------------------------------------- configs
 
-_KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW", "QUERY_TIME"]
+_KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW", "QUERY_TIME", "USE_TMA"]
+
+# The descriptor arguments and the tile dimension their boxes span in rows: queries (and dO) BLOCK_M, keys BLOCK_N.
+_DESCRIPTOR_ROWS = {"Q_DESC": "BLOCK_M", "DO_DESC": "BLOCK_M", "K_DESC": "BLOCK_N", "V_DESC": "BLOCK_N"}
+
+
+def _fit_descriptors(nargs: dict) -> None:
+    """Give each tensor descriptor among ``nargs`` (kernel arguments by name, the configuration's too) the box of
+    the configuration's tiles; a Config pre_hook, and called by ``_launch`` for the launches autotune does not make."""
+    for name, rows in _DESCRIPTOR_ROWS.items():
+        desc = nargs.get(name)
+        if desc is not None:
+            desc.block_shape = [nargs[rows], desc.block_shape[1]]
 
 
 def _configs(pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in pairs]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s, pre_hook=_fit_descriptors)
+            for m, n, w, s in pairs]
 
 
 # 256-row forward tiles: two warpgroups of 128 rows each, whose tanh and tensor-core work overlap (NOTES.md,
@@ -433,11 +493,19 @@ FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(256, 64, 8, 3), (128, 64, 8, 3), (12
                                            (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
-_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _fwd_block, _dq_block, _dkdv_block)
+_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _load_kv, _load_kv_tma, _fwd_block,
+            _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS + (_dkdv_program, _dq_program))
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
+# Bulk tensor copies (TMA) for the K/V tiles of the forward's and the dQ program's full key blocks and the Q/dO tiles
+# of the dK/dV program's full query blocks. None: where the GPU has them (compute capability >= 9, Triton with
+# tensor descriptors) and the layout allows (`_tma_fits`); True: wherever the layout allows (the interpreter too:
+# tests); False: never. Measured on an H200 (benchmarks/results/NOTES.md, "K/V tiles through TMA"): the backward
+# gains 5-8% at N=4096-8192, the forward at its 256-row tiles loses 5-35%, so only the backward uses them.
+TMA_FORWARD: bool | None = False
+TMA_BACKWARD: bool | None = None
 _FORCED: dict[str, triton.Config] = {}  # role ("forward" / "backward") -> config, set by launch_config
 # The configuration autotune picked, per kernel and autotune key: later launches skip the autotuner's per-call work
 # (host time is what bounds N=1024; benchmarks/results/NOTES.md, v8 and v9).
@@ -494,14 +562,56 @@ def _common_args(q, v, max_seq_len, alpha, inv_scale, num_targets, contextual_le
 
 def _specialisation(args) -> tuple:
     """What Triton specialises a compiled kernel on, for the arguments these kernels take: a tensor's dtype and
-    16-byte alignment; an int's divisibility by 16, being 1, and whether it fits 32 bits. A compiled kernel is
+    16-byte alignment; an int's divisibility by 16, being 1, and whether it fits 32 bits; a tensor descriptor's
+    dtype and box width (its box rows follow the configuration, which the tuned key fixes). A compiled kernel is
     reused only for launches with an equal tuple (``_launch``)."""
     return tuple((a.dtype, a.data_ptr() % 16 == 0) if isinstance(a, torch.Tensor) else
-                 (a == 1, a % 16 == 0, -(2 ** 31) <= a < 2 ** 31) if type(a) is int else type(a) for a in args)
+                 (a == 1, a % 16 == 0, -(2 ** 31) <= a < 2 ** 31) if type(a) is int else
+                 (a.base.dtype, a.block_shape[-1]) if TensorDescriptor is not None and
+                 isinstance(a, TensorDescriptor) else type(a) for a in args)
 
 
-def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags):
-    """Launch ``kernel`` on a (batch_heads, blocks(config)) grid: a forced, the tuned or the fixed configuration."""
+def _tma_fits(t: torch.Tensor) -> bool:
+    """Whether a [L, H, D] tensor can be read through a descriptor over its [L, (H - 1) * stride_h + D] view: a
+    power-of-two D >= 16 (the box spans the whole head, no padding columns of the next head), 16-byte aligned
+    base and row stride, and heads that do not overlap."""
+    rows, heads, dim = t.shape
+    size = t.element_size()
+    return (rows > 0 and dim >= 16 and dim & (dim - 1) == 0 and t.stride(1) >= dim and t.data_ptr() % 16 == 0
+            and (t.stride(0) * size) % 16 == 0 and t.stride(0) >= (heads - 1) * t.stride(1) + dim)
+
+
+_CAPABILITY: dict[torch.device, tuple[int, int]] = {}
+
+
+def _use_tma(setting: bool | None, *tensors: torch.Tensor) -> bool:
+    """The USE_TMA flag of a launch reading ``tensors`` (``TMA_FORWARD`` / ``TMA_BACKWARD`` as ``setting``)."""
+    if setting is False or TensorDescriptor is None:
+        return False
+    if setting is None:
+        device = tensors[0].device
+        if device.type != "cuda":
+            return False
+        if device not in _CAPABILITY:
+            _CAPABILITY[device] = torch.cuda.get_device_capability(device)
+        if _CAPABILITY[device][0] < 9:
+            return False
+    return all(_tma_fits(t) for t in tensors)
+
+
+def _descriptors(use: bool, **tensors: torch.Tensor) -> dict:
+    """Descriptor arguments by name (None each when ``use`` is False): 2-D over [L, (H - 1) * stride_h + D], so head
+    h's tile of rows r.. is the box at (r, h * stride_h); the box's rows are set per configuration
+    (`_fit_descriptors`)."""
+    if not use:
+        return dict.fromkeys(tensors)
+    return {name: TensorDescriptor(t, [t.shape[0], (t.shape[1] - 1) * t.stride(1) + t.shape[2]], [t.stride(0), 1],
+                                   [16, t.shape[2]]) for name, t in tensors.items()}
+
+
+def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags, descs: dict):
+    """Launch ``kernel`` on a (batch_heads, blocks(config)) grid: a forced, the tuned or the fixed configuration.
+    ``descs``: the tensor descriptors among ``args`` by name (their boxes follow the configuration)."""
     forced = _FORCED.get("forward" if kernel is _FWD else "backward")
     tuned = AUTOTUNE and forced is None and args[0].is_cuda
     if tuned:
@@ -513,6 +623,8 @@ def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags)
             known = _COMPILED.get(binary)
             if known is not None:  # the compiled kernel itself: none of the jitted kernel's per-call work either
                 compiled, constexprs = known
+                if flags["USE_TMA"]:
+                    _fit_descriptors({**descs, **cfg})
                 compiled[(batch_heads, blocks(cfg), 1)](*args, *constexprs)
                 return
     fn = kernel.get(tuned)
@@ -520,11 +632,13 @@ def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags)
         cfg = forced.all_kwargs()
     elif not tuned:
         cfg = _fixed_config(dim)
-    elif cfg is None:  # the first launch for this key: autotune picks
+    elif cfg is None:  # the first launch for this key: autotune picks (the configurations' pre_hook fits descs)
         fn[lambda meta: (batch_heads, blocks(meta))](*args, **flags)
         _TUNED[key] = fn.best_config.all_kwargs()
         return
-    else:  # the picked configuration through the jitted kernel under the autotuner, which returns its binary
+    if flags["USE_TMA"]:
+        _fit_descriptors({**descs, **cfg})
+    if tuned:  # the picked configuration through the jitted kernel under the autotuner, which returns its binary
         jitted = fn.fn
         compiled = jitted[(batch_heads, blocks(cfg))](*args, **flags, **cfg)
         named = {**flags, **cfg}
@@ -537,10 +651,12 @@ def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> 
     total, heads, _ = q.shape
     out = torch.empty((total, heads, v.shape[2]), dtype=q.dtype, device=q.device)
     targets = num_targets if num_targets is not None else seq_offsets  # unread when HAS_TARGETS is False
-    args = (q, k, v, out, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            v.stride(0), v.stride(1), *scalars)
+    flags = {**flags, "USE_TMA": _use_tma(TMA_FORWARD, k, v)}
+    descs = _descriptors(flags["USE_TMA"], K_DESC=k, V_DESC=v)
+    args = (q, k, v, out, seq_offsets, targets, descs["K_DESC"], descs["V_DESC"], q.stride(0), q.stride(1),
+            k.stride(0), k.stride(1), v.stride(0), v.stride(1), *scalars)
     _launch(_FWD, (seq_offsets.numel() - 1) * heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]),
-            max(q.shape[2], v.shape[2]), args, flags)
+            max(q.shape[2], v.shape[2]), args, flags, descs)
     return out
 
 
@@ -548,13 +664,15 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
     """dQ, dK, dV (contiguous) for a contiguous ``dout``."""
     dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     targets = num_targets if num_targets is not None else seq_offsets
-    args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            v.stride(0), v.stride(1), *scalars)
+    flags = {**flags, "USE_TMA": _use_tma(TMA_BACKWARD, q, k, v, dout)}
+    descs = _descriptors(flags["USE_TMA"], Q_DESC=q, K_DESC=k, V_DESC=v, DO_DESC=dout)
+    args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, *descs.values(), q.stride(0), q.stride(1),
+            k.stride(0), k.stride(1), v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_N"]), dim, args,
-            {**flags, "ROLE": "dkdv"})
+            {**flags, "ROLE": "dkdv"}, descs)
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]), dim, args,
-            {**flags, "ROLE": "dq"})
+            {**flags, "ROLE": "dq"}, descs)
     return dq, dk, dv
 
 
