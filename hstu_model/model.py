@@ -27,7 +27,7 @@ from hstu_model.backend import resolve_backend
 from hstu_model.batch import HstuBatch, offsets_from_lengths
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings, build_embeddings
-from hstu_model.history_summary import history_summary, side_match
+from hstu_model.history_summary import HistoryPrior, history_summary, side_match
 from hstu_model.id_bias import IdBias
 from hstu_model.id_rows import IdRows
 from hstu_model.item_counters import ACTION_BITS, ItemCounterRates
@@ -79,10 +79,14 @@ class DlrmHSTU(nn.Module):
         self.postprocessor = build_postprocessor(hstu.postprocessor, width)
         # The candidates' item counters (data_config.item_counter_days), read in front of the history summary.
         self.item_counters = ItemCounterRates(ACTION_BITS) if config.item_counters else None
+        # The pooled rate of each action over the training histories, which the summary's rates are shrunk towards.
+        num_actions = len(hstu.preprocessor.action_weights)
+        self.history_prior = HistoryPrior(num_actions) if config.tower.history_summary else None
         self.tower = FusionMtlTower(config.tower, width, self.preprocessor.content_dim,
-                                    hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks),
-                                    len(hstu.preprocessor.action_weights), self.has_side_feature,
-                                    self.item_counters.input_dim if self.item_counters is not None else 0)
+                                    hstu.preprocessor.content_mlp_hidden_dim, len(config.tasks), num_actions,
+                                    self.has_side_feature,
+                                    self.item_counters.input_dim if self.item_counters is not None else 0,
+                                    history_logits=self.history_prior is not None)
         tables = {f: t.num_embeddings for t in config.embedding_tables for f in t.feature_names}
         self.num_items = tables.get(config.feature_groups.uih[0], 1)
         # The side feature's co-engagement similarity, counted while training (side_affinity.py).
@@ -159,9 +163,13 @@ class DlrmHSTU(nn.Module):
         (its exact and soft match first; hstu_model.history_summary, hstu_model.side_affinity), after the item
         counters' columns with item_counters (hstu_model.item_counters)."""
         groups, weights = self.config.feature_groups, self.preprocessor.action_encoder.action_weights
+        prior = getattr(self, "history_prior", None)  # versions pickled before it read unshrunk rates
+        if prior is not None and self.training:
+            prior.count(batch.uih_action, weights)
         summary = history_summary(batch.uih_action, batch.uih_lengths, batch.uih_ids[groups.uih[0]],
                                   batch.candidate_ids[groups.candidate[0]], batch.candidate_lengths, weights,
-                                  self.config.max_seq_len, self.num_items, self.window_lengths(batch))
+                                  self.config.max_seq_len, self.num_items, self.window_lengths(batch),
+                                  prior.prior() if prior is not None else None)
         counters = getattr(self, "item_counters", None)  # versions pickled before the counters lack them
         if counters is not None:
             if batch.candidate_counts is None:

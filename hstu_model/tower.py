@@ -4,7 +4,8 @@
     logits = Head(MLP(user [C, D] * item [C, D]))       -> [C, num_tasks]
     with ``history_summary``: Head(MLP([user * item, SummaryMLP(summary [C, 2A + 2])]))  (hstu_model.history_summary)
                               + Wide([log(rates + 0.01), length, in_history])   (a linear term per task)
-    with item counters in front of the summary, the wide term reads their rates as logits (``wide_inputs``)
+    with item counters in front of the summary, the wide term reads their rates as logits (``wide_inputs``), and so
+    the history's rates when they are shrunk towards a prior (``history_logits``; hstu_model.history_summary)
 
 MLP: per ``hidden_units`` entry ``Linear -> (LayerNorm if use_ln) -> activation -> (Dropout)``.
 """
@@ -46,12 +47,14 @@ class FusionMtlTower(nn.Module):
     """User-side candidate encoding x item-side encoding -> MLP -> ``[C, num_tasks]`` logits."""
 
     def __init__(self, config: TowerConfig, width: int, content_dim: int, item_hidden_dim: int, num_tasks: int,
-                 num_actions: int, side_match: bool = False, counters: int = 0):
+                 num_actions: int, side_match: bool = False, counters: int = 0, history_logits: bool = False):
         super().__init__()
         self.item_mlp = SimpleMlp(content_dim, item_hidden_dim, width)
         self.summary = (HistorySummaryEncoder(num_actions, width, side_match, counters) if config.history_summary
                         else None)
         self.counter_columns = counters  # the summary's first columns: item counter rates, then their volume
+        # The summary's history rates are shrunk towards the pooled rate (never 0 or 1): the wide term reads logits.
+        self.history_logits, self.num_actions = history_logits, num_actions
         self.mlp, out_dim = _mlp(config, 2 * width if self.summary is not None else width)
         self.head = nn.Linear(out_dim, num_tasks)
         # The wide term: each task's logit moves linearly with the log of the user's action rates, as a logistic
@@ -74,10 +77,17 @@ class FusionMtlTower(nn.Module):
 
     def wide_inputs(self, summary: torch.Tensor) -> torch.Tensor:
         """What the wide term reads: the item counters' rates as logits (a logistic regression on them is what
-        ranks best, QUALITY_NOTES.md §16) and their volume, then the log of the other rates and match shares,
-        then length and in_history as they are."""
+        ranks best, QUALITY_NOTES.md §16) and their volume, then the log of the match shares and of the history's
+        rates (their logits when shrunk, §17), then length and in_history as they are."""
         counters = getattr(self, "counter_columns", 0)  # versions pickled before the counters lack it
         rates = summary.shape[1] - 2
-        item_rates = summary[:, :max(counters - 1, 0)].clamp(1e-4, 1 - 1e-4)
-        return torch.cat([torch.log(item_rates / (1 - item_rates)), summary[:, max(counters - 1, 0):counters],
-                          torch.log(summary[:, counters:rates] + 0.01), summary[:, rates:]], dim=1)
+        # versions pickled before the shrunk history rates read log(rate + 0.01) of every rate and share
+        logit_from = rates - 2 * self.num_actions if getattr(self, "history_logits", False) else rates
+        return torch.cat([_logit(summary[:, :max(counters - 1, 0)]), summary[:, max(counters - 1, 0):counters],
+                          torch.log(summary[:, counters:logit_from] + 0.01), _logit(summary[:, logit_from:rates]),
+                          summary[:, rates:]], dim=1)
+
+
+def _logit(rates: torch.Tensor) -> torch.Tensor:
+    rates = rates.clamp(1e-4, 1 - 1e-4)
+    return torch.log(rates / (1 - rates))

@@ -9,7 +9,14 @@ from samples import CONTEXTUAL, held_out_auc, small_config, tag_config, train_st
 
 from hstu_model.batch import collate
 from hstu_model.config import TaskConfig
-from hstu_model.history_summary import MATCH_DECAY, RECENT_EVENTS, history_summary, side_match
+from hstu_model.history_summary import (
+    HISTORY_SMOOTHING,
+    MATCH_DECAY,
+    RECENT_EVENTS,
+    HistoryPrior,
+    history_summary,
+    side_match,
+)
 from hstu_model.model import build_model
 
 COMMENT = 8
@@ -191,3 +198,30 @@ def test_side_match_hands_the_tower_the_short_term_interest():
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     train_steps(model, train, optimizer, 80, config.tasks)
     assert held_out_auc(model, _tag_rows(256, seed=999, first_user=50_000), config, 0) > 0.9
+
+
+def test_rates_shrink_towards_the_training_histories_pooled_rate():
+    prior = HistoryPrior(2)
+    torch.testing.assert_close(prior.prior(), torch.tensor([0.5, 0.5]))  # nothing counted yet
+    prior.count(torch.tensor([1, 1 | COMMENT, 0, 1]), torch.tensor([1, COMMENT]))
+    torch.testing.assert_close(prior.prior(), torch.tensor([4 / 6, 2 / 6]))  # (3 + 1) / (4 + 2), (1 + 1) / (4 + 2)
+    # sample 0: 3 events (click, click+comment, none); sample 1: no history reads the prior itself
+    p = torch.tensor([0.4, 0.1])
+    out = history_summary(torch.tensor([1, 1 | COMMENT, 0]), torch.tensor([3, 0]), torch.tensor([5, 6, 7]),
+                          torch.tensor([6, 9, 6]), torch.tensor([2, 1]), torch.tensor([1, COMMENT]), max_seq_len=99,
+                          num_items=10, prior=p)
+    s = HISTORY_SMOOTHING
+    expected = [(2 + s * 0.4) / (3 + s), (1 + s * 0.1) / (3 + s)]
+    np.testing.assert_allclose(out[0, :4].numpy(), expected * 2, rtol=1e-6)  # the recent window holds all 3
+    np.testing.assert_allclose(out[2, :4].numpy(), [0.4, 0.1, 0.4, 0.1], rtol=1e-6)
+    assert out[:, 5].tolist() == [1.0, 0.0, 0.0]  # length and in_history do not change
+
+
+def test_the_model_counts_the_prior_only_while_training():
+    config = dataclasses.replace(small_config(), tower=dataclasses.replace(small_config().tower, history_summary=True))
+    model = build_model(config, "cpu")
+    batch = collate(_rows(8, seed=0), config)
+    model.eval()(batch)
+    assert model.history_prior.event_counts[0].item() == 0
+    model.train()(batch)
+    assert model.history_prior.event_counts[0].item() == batch.uih_action.numel() > 0

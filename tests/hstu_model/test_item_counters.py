@@ -50,8 +50,11 @@ def test_wide_term_reads_the_counter_rates_as_logits():
     wide = tower.wide_inputs(summary)[0]
     assert wide[0].item() == pytest.approx(math.log(3)) and wide[1].item() == pytest.approx(-math.log(3))
     assert wide[ACTION_BITS].item() == pytest.approx(0.4)  # the volume as it is
-    assert wide[ACTION_BITS + 1].item() == pytest.approx(math.log(0.26))  # the history's rates: log(rate + 0.01)
-    assert wide[-1].item() == pytest.approx(0.25)  # in_history as it is
+    # the history's rates (and recent rates) are shrunk towards a prior, so the wide term reads them as logits too
+    assert tower.history_logits
+    assert wide[ACTION_BITS + 1].item() == pytest.approx(-math.log(3))
+    assert wide[ACTION_BITS + 2 * ACTION_BITS].item() == pytest.approx(-math.log(3))
+    assert wide[-2].item() == pytest.approx(0.25) and wide[-1].item() == pytest.approx(0.25)  # length, in_history
 
 
 def _with_counts(rows: list[dict], seed: int) -> list[dict]:
