@@ -92,6 +92,7 @@ class TrainConfig:
     log_every_steps: int
     id_bias_lr: float = 0.0  # 0: sparse_optimizer.lr
     summary_wide_lr: float = 0.0  # 0: dense_optimizer.lr
+    prefit_wide: bool = False  # the summary's linear term starts as a fitted logistic regression
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,9 @@ def _train(msg: pipeline_pb2.TrainConfig, model: ModelConfig, fail) -> TrainConf
             raise fail(f"train_config.{name}", f"must be >= 0 (0: the optimizer's), got {getattr(train, name)}")
         if getattr(train, name) and not present:
             raise fail(f"train_config.{name}", f"is set but fusion_mtl_tower.{switch} is off: nothing learns at it")
+    if train.prefit_wide and not model.tower.history_summary:
+        raise fail("train_config.prefit_wide", "is set but fusion_mtl_tower.history_summary is off: there is no "
+                   "linear term to fit")
     return train
 
 

@@ -141,7 +141,7 @@ class SparseOptimizerConfig(_message.Message):
     def __init__(self, name: _Optional[str] = ..., lr: _Optional[float] = ..., weight_decay: _Optional[float] = ..., eps: _Optional[float] = ...) -> None: ...
 
 class TrainConfig(_message.Message):
-    __slots__ = ("dense_optimizer", "sparse_optimizer", "batch_token_budget", "epochs", "max_steps", "warmup_steps", "grad_clip_norm", "precision", "allow_tf32", "checkpoint_every_steps", "shuffle_buffer", "num_workers", "seed", "device", "allow_kernel_fallback", "log_every_steps", "id_bias_lr", "summary_wide_lr")
+    __slots__ = ("dense_optimizer", "sparse_optimizer", "batch_token_budget", "epochs", "max_steps", "warmup_steps", "grad_clip_norm", "precision", "allow_tf32", "checkpoint_every_steps", "shuffle_buffer", "num_workers", "seed", "device", "allow_kernel_fallback", "log_every_steps", "id_bias_lr", "summary_wide_lr", "prefit_wide")
     DENSE_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     SPARSE_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     BATCH_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class TrainConfig(_message.Message):
     LOG_EVERY_STEPS_FIELD_NUMBER: _ClassVar[int]
     ID_BIAS_LR_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_WIDE_LR_FIELD_NUMBER: _ClassVar[int]
+    PREFIT_WIDE_FIELD_NUMBER: _ClassVar[int]
     dense_optimizer: OptimizerConfig
     sparse_optimizer: SparseOptimizerConfig
     batch_token_budget: int
@@ -178,7 +179,8 @@ class TrainConfig(_message.Message):
     log_every_steps: int
     id_bias_lr: float
     summary_wide_lr: float
-    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[SparseOptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., allow_kernel_fallback: _Optional[bool] = ..., log_every_steps: _Optional[int] = ..., id_bias_lr: _Optional[float] = ..., summary_wide_lr: _Optional[float] = ...) -> None: ...
+    prefit_wide: bool
+    def __init__(self, dense_optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sparse_optimizer: _Optional[_Union[SparseOptimizerConfig, _Mapping]] = ..., batch_token_budget: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., grad_clip_norm: _Optional[float] = ..., precision: _Optional[_Union[Precision, str]] = ..., allow_tf32: _Optional[bool] = ..., checkpoint_every_steps: _Optional[int] = ..., shuffle_buffer: _Optional[int] = ..., num_workers: _Optional[int] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., allow_kernel_fallback: _Optional[bool] = ..., log_every_steps: _Optional[int] = ..., id_bias_lr: _Optional[float] = ..., summary_wide_lr: _Optional[float] = ..., prefit_wide: _Optional[bool] = ...) -> None: ...
 
 class EvalConfig(_message.Message):
     __slots__ = ("batch_token_budget", "grouped_auc")

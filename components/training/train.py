@@ -42,6 +42,7 @@ from components.training import plots
 from components.training.evaluate import EvalResult, evaluate_model
 from components.training.loader import LoaderPosition, StreamConfig, make_loader, sample_tokens
 from components.training.train_loop import Progress, Trainer, TrainState, init_distributed
+from components.training.wide_prefit import prefit_wide
 from hstu_model.id_rows import IdRows
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,11 @@ def _fit(config: PipelineConfig, windows: list[date], eval_window: date, tracker
     trainer = Trainer(config, device, rank, world, digest)
     state = trainer.resume(folder)
     resumed_from = state.step
+    if config.train.prefit_wide and state.step == 0:  # a resumed run has the fitted term in its checkpoint
+        stream = _stream(config, rank, world)
+        prefit_wide(getattr(trainer.model, "module", trainer.model),  # DistributedModelParallel's own module
+                    lambda: (b for _, b in make_loader(files, config.model, stream, None, id_rows)),
+                    config.model.tasks, trainer.device)
     tracker.start(config, resumed_from)
     tracker.replay(state.history)
     with Progress(config.train, rank, state.step, tracker, trainer.reduce_mean) as progress:

@@ -156,6 +156,7 @@ def test_pipeline_sections_are_checked():
             r"2 \* max_candidates \(100\) = 8006 exceeds",
         'train_config { id_bias_lr: 0.3 }': r"id_bias_lr: is set but fusion_mtl_tower\.id_bias is off",
         'train_config { summary_wide_lr: -0.1 }': r"summary_wide_lr: must be >= 0",
+        'train_config { prefit_wide: true }': r"prefit_wide: is set but fusion_mtl_tower\.history_summary is off",
         'data_config { item_counter_days: 31 }': r"item_counter_days: must be at most 30",
         'data_config { item_counter_days: 3 }': r"item_counter_days: needs fusion_mtl_tower \{ history_summary",
     }

@@ -7,6 +7,7 @@ import pytest
 import torch
 from samples import CONTEXTUAL, held_out_auc, small_config, tag_config, train_steps
 
+from components.training.wide_prefit import prefit_wide
 from hstu_model.batch import collate
 from hstu_model.config import TaskConfig
 from hstu_model.history_summary import (
@@ -17,6 +18,8 @@ from hstu_model.history_summary import (
     history_summary,
     side_match,
 )
+from hstu_model.losses import task_labels
+from hstu_model.metrics import auc
 from hstu_model.model import build_model
 
 COMMENT = 8
@@ -140,6 +143,26 @@ def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
     optimizer = torch.optim.Adam(wide.parameters(), lr=5e-2)
     train_steps(model, train, optimizer, 120, config.tasks)
     assert held_out_auc(model, _rows(256, seed=999, first_user=50_000), config, 1) > 0.85
+
+
+def test_prefit_wide_fits_the_linear_term_before_any_step_and_it_alone_finds_who_comments():
+    """train_config.prefit_wide: two passes without gradients count the priors, then fit the linear term; the
+    term alone (the deep part left out) separates past commenters from the others on users it never saw."""
+    torch.manual_seed(0)
+    base = small_config()
+    tasks = (base.tasks[0], TaskConfig("is_comment", "item_action_weight", COMMENT, ("auc",)))
+    config = dataclasses.replace(base, tasks=tasks, tower=dataclasses.replace(base.tower, history_summary=True))
+    model = build_model(config, "cpu").train()
+    train = [collate(_rows(32, seed=s), config) for s in range(6)]
+    rates = prefit_wide(model, lambda: iter(train), config.tasks, torch.device("cpu"))
+    assert model.training and 0 < rates["is_comment"] < 1
+    # the first pass counted each history event once, the second (eval mode) none
+    assert model.history_prior.event_counts[0].item() == sum(int(b.uih_lengths.sum()) for b in train)
+    held = collate(_rows(256, seed=999, first_user=50_000), config)
+    with torch.no_grad():
+        model.eval()
+        wide = model.tower.summary_wide(model.tower.wide_inputs(model.history_summary(held)))
+    assert auc(wide[:, 1], task_labels(held, config.tasks)[:, 1]) > 0.85
 
 
 def test_side_match_values_by_hand():
