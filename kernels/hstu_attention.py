@@ -129,32 +129,33 @@ def _one_plus_tanh(h, FAST: tl.constexpr):
         return 2.0 * tl.sigmoid(2.0 * h)
 
 
-def _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, MASKED: tl.constexpr,
-             DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_DQK: tl.constexpr,
-             BLOCK_DV: tl.constexpr):
-    """Key block [start_n, start_n + BLOCK_N) of K and V by pointers; MASKED: keys past the end load as zeros
-    (False only for full blocks, which lie below the diagonal: every key is in the sequence)."""
-    offs_n = start_n + tl.arange(0, BLOCK_N)
-    offs_dqk = tl.arange(0, BLOCK_DQK)
-    offs_dv = tl.arange(0, BLOCK_DV)
-    cols = seq_start + offs_n
-    k_ptrs = K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :]
-    v_ptrs = V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :]
+def _load_pair(A, B, start, seq_start, h, n, stride_am, stride_ah, stride_bm, stride_bh, MASKED: tl.constexpr,
+               DIM_A: tl.constexpr, DIM_B: tl.constexpr, BLOCK: tl.constexpr, BLOCK_DA: tl.constexpr,
+               BLOCK_DB: tl.constexpr):
+    """Rows [start, start + BLOCK) of head h of two [L, H, D] tensors by pointers (K and V, or Q and dO); MASKED:
+    rows past the sequence's end load as zeros, and so contribute nothing (False only for full blocks, every row
+    of which is in the sequence)."""
+    offs = start + tl.arange(0, BLOCK)
+    offs_da = tl.arange(0, BLOCK_DA)
+    offs_db = tl.arange(0, BLOCK_DB)
+    rows = seq_start + offs
+    a_ptrs = A + rows[:, None] * stride_am + h * stride_ah + offs_da[None, :]
+    b_ptrs = B + rows[:, None] * stride_bm + h * stride_bh + offs_db[None, :]
     if MASKED:
-        k = tl.load(k_ptrs, mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
-        v = tl.load(v_ptrs, mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+        a = tl.load(a_ptrs, mask=(offs[:, None] < n) & (offs_da[None, :] < DIM_A), other=0.0)
+        b = tl.load(b_ptrs, mask=(offs[:, None] < n) & (offs_db[None, :] < DIM_B), other=0.0)
     else:
-        k = tl.load(k_ptrs, mask=offs_dqk[None, :] < DIM_QK, other=0.0)
-        v = tl.load(v_ptrs, mask=offs_dv[None, :] < DIM_V, other=0.0)
-    return k, v
+        a = tl.load(a_ptrs, mask=offs_da[None, :] < DIM_A, other=0.0)
+        b = tl.load(b_ptrs, mask=offs_db[None, :] < DIM_B, other=0.0)
+    return a, b
 
 
-def _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh):
-    """Key block [start_n, start_n + BLOCK_N) of K and V by bulk tensor copies (Hopper TMA) through descriptors over
-    the [L, H*D] views (`_descriptors`). A box past the sequence's end would read the next sequence's rows, not
-    zeros: only for blocks the caller knows lie inside the sequence."""
-    row = (seq_start + start_n).to(tl.int32)
-    return K_DESC.load([row, h * stride_kh]), V_DESC.load([row, h * stride_vh])
+def _load_pair_tma(A_DESC, B_DESC, start, seq_start, h, stride_ah, stride_bh):
+    """The same rows by bulk tensor copies (Hopper TMA) through descriptors over the [L, H*D] views
+    (`_descriptors`). A box past the sequence's end would read the next sequence's rows, not zeros: only for
+    blocks the caller knows lie inside the sequence."""
+    row = (seq_start + start).to(tl.int32)
+    return A_DESC.load([row, h * stride_ah]), B_DESC.load([row, h * stride_bh])
 
 
 def _fwd_block(acc, q, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hist_end, n_hist, win_start, offs_m,
@@ -166,12 +167,12 @@ def _fwd_block(acc, q, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, hi
     for full blocks. id_m: the rows' query ids (`_query_ids`)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     if MASKED:
-        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
+        k, v = _load_pair(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
                         DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
     elif USE_TMA:  # a full block lies below the diagonal, inside the sequence: one bulk tensor copy each
-        k, v = _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
+        k, v = _load_pair_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
     else:
-        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
+        k, v = _load_pair(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
                         DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
     hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha  # [BLOCK_M, BLOCK_N] fp32, s / 2
     p = hs * _one_plus_tanh(hs, FAST)  # SiLU(s)
@@ -192,12 +193,12 @@ def _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, 
     """dq += dS k for one key block, dS = mask * dP * 2 SiLU'(s), dP = dO v^T (the caller applies alpha / (2S))."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     if MASKED:
-        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
+        k, v = _load_pair(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK,
                         DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
     elif USE_TMA:  # full blocks lie below the diagonal, inside the sequence
-        k, v = _load_kv_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
+        k, v = _load_pair_tma(K_DESC, V_DESC, start_n, seq_start, h, stride_kh, stride_vh)
     else:
-        k, v = _load_kv(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
+        k, v = _load_pair(K, V, start_n, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, False, DIM_QK,
                         DIM_V, BLOCK_N, BLOCK_DQK, BLOCK_DV)
     hs = tl.dot(q, tl.trans(k), input_precision=PRECISION) * half_alpha
     a = _one_plus_tanh(hs, FAST)
@@ -222,18 +223,10 @@ def _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, 
     inside the sequence (the caller checks), so Q and dO come as bulk tensor copies."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     if USE_TMA:
-        row = (seq_start + start_m).to(tl.int32)
-        q = Q_DESC.load([row, h * stride_qh])
-        do = DO_DESC.load([row, h * stride_doh])
-    else:
-        offs_dqk = tl.arange(0, BLOCK_DQK)
-        offs_dv = tl.arange(0, BLOCK_DV)
-        rows = seq_start + offs_m
-        # Queries past the end load as zeros and so contribute nothing.
-        q = tl.load(Q + rows[:, None] * stride_qm + h * stride_qh + offs_dqk[None, :],
-                    mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
-        do = tl.load(DO + rows[:, None] * stride_dom + h * stride_doh + offs_dv[None, :],
-                     mask=(offs_m[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+        q, do = _load_pair_tma(Q_DESC, DO_DESC, start_m, seq_start, h, stride_qh, stride_doh)
+    else:  # queries past the end load as zeros and so contribute nothing
+        q, do = _load_pair(Q, DO, start_m, seq_start, h, n, stride_qm, stride_qh, stride_dom, stride_doh, True, DIM_QK,
+                           DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
     hs_t = tl.dot(k, tl.trans(q), input_precision=PRECISION) * half_alpha
     a_t = _one_plus_tanh(hs_t, FAST)
     p_t = hs_t * a_t
@@ -319,11 +312,8 @@ def _dkdv_program(
         id_n = _ids(offs_n, n_ctx, hist_end, n_hist)
         offs_dqk = tl.arange(0, BLOCK_DQK)
         offs_dv = tl.arange(0, BLOCK_DV)
-        cols = seq_start + offs_n
-        k = tl.load(K + cols[:, None] * stride_km + h * stride_kh + offs_dqk[None, :],
-                    mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK), other=0.0)
-        v = tl.load(V + cols[:, None] * stride_vm + h * stride_vh + offs_dv[None, :],
-                    mask=(offs_n[:, None] < n) & (offs_dv[None, :] < DIM_V), other=0.0)
+        k, v = _load_pair(K, V, n0, seq_start, h, n, stride_km, stride_kh, stride_vm, stride_vh, True, DIM_QK, DIM_V,
+                          BLOCK_N, BLOCK_DQK, BLOCK_DV)
         dk = tl.zeros([BLOCK_N, BLOCK_DQK], dtype=tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=tl.float32)
         half_alpha = alpha * 0.5
@@ -389,6 +379,7 @@ def _dkdv_program(
                                      PRECISION, False, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         dk = dk * (half_alpha * inv_scale)
         dv = dv * inv_scale
+        cols = seq_start + offs_n
         tl.store(DK + cols[:, None] * (num_heads * DIM_QK) + h * DIM_QK + offs_dqk[None, :],
                  dk.to(DK.dtype.element_ty), mask=(offs_n[:, None] < n) & (offs_dqk[None, :] < DIM_QK))
         tl.store(DV + cols[:, None] * (num_heads * DIM_V) + h * DIM_V + offs_dv[None, :],
@@ -493,7 +484,7 @@ FORWARD_CONFIGS = _FWD_CONFIGS = _configs([(256, 64, 8, 3), (128, 64, 8, 3), (12
                                            (64, 64, 4, 3), (128, 128, 8, 2), (64, 32, 4, 2)])
 BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 2), (64, 32, 4, 2)])
 
-_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _load_kv, _load_kv_tma, _fwd_block,
+_HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _load_pair, _load_pair_tma, _fwd_block,
             _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
 _BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS + (_dkdv_program, _dq_program))

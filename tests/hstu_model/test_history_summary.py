@@ -123,15 +123,20 @@ def test_id_bias_starts_at_zero_and_learns_a_per_item_rate():
     assert 7 in seen.tolist() and item_bias[seen == 7].item() > item_bias[seen != 7].max().item() + 0.2
 
 
-def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
-    """The linear term on the log action rates changes nothing before training; trained alone (every other
-    weight frozen) it separates past commenters from the others on users it never saw."""
+def _commenters_with_summary():
+    """A click + comment config with the history summary, its fresh model (training mode) and 6 batches of
+    ``_rows``."""
     torch.manual_seed(0)
     base = small_config()
     tasks = (base.tasks[0], TaskConfig("is_comment", "item_action_weight", COMMENT, ("auc",)))
     config = dataclasses.replace(base, tasks=tasks, tower=dataclasses.replace(base.tower, history_summary=True))
-    model = build_model(config, "cpu").train()
-    train = [collate(_rows(32, seed=s), config) for s in range(6)]
+    return config, build_model(config, "cpu").train(), [collate(_rows(32, seed=s), config) for s in range(6)]
+
+
+def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
+    """The linear term on the log action rates changes nothing before training; trained alone (every other
+    weight frozen) it separates past commenters from the others on users it never saw."""
+    config, model, train = _commenters_with_summary()
     wide = model.tower.summary_wide
     with torch.no_grad():
         with_wide = model.eval()(train[0])
@@ -148,12 +153,7 @@ def test_wide_summary_term_starts_at_zero_and_alone_learns_who_comments():
 def test_prefit_wide_fits_the_linear_term_before_any_step_and_it_alone_finds_who_comments():
     """train_config.prefit_wide: two passes without gradients count the priors, then fit the linear term; the
     term alone (the deep part left out) separates past commenters from the others on users it never saw."""
-    torch.manual_seed(0)
-    base = small_config()
-    tasks = (base.tasks[0], TaskConfig("is_comment", "item_action_weight", COMMENT, ("auc",)))
-    config = dataclasses.replace(base, tasks=tasks, tower=dataclasses.replace(base.tower, history_summary=True))
-    model = build_model(config, "cpu").train()
-    train = [collate(_rows(32, seed=s), config) for s in range(6)]
+    config, model, train = _commenters_with_summary()
     rates = prefit_wide(model, lambda: iter(train), config.tasks, torch.device("cpu"))
     assert model.training and 0 < rates["is_comment"] < 1
     # the first pass counted each history event once, the second (eval mode) none
