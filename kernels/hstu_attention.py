@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.backend import LazyKernel, check_backend
+from kernels.backend import LazyKernel, _interpreting, check_backend
 from kernels.hstu_attention_ref import hstu_attention_ref
 
 try:  # host-side tensor descriptors (Hopper TMA loads); absent from older Triton versions
@@ -212,11 +212,11 @@ def _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, 
     return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
-def _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
-                win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, stride_dqm, half_alpha,
-                dq_scale, max_attn_len, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr,
+def _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
+                win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, stride_dqm, stride_dqh,
+                half_alpha, dq_scale, max_attn_len, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr,
                 FAST: tl.constexpr, PRECISION: tl.constexpr, USE_TMA: tl.constexpr, ATOMIC_DQ: tl.constexpr,
-                DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
+                TMA_DQ: tl.constexpr, DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
     """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M]); P and dS as in
     `_fwd_block` / `_dq_block`, without their constant factors (the caller applies them). USE_TMA: the block lies
@@ -244,10 +244,15 @@ def _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h,
     dk = dk + tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
     if ATOMIC_DQ:
         dq = tl.dot(tl.trans(ds_t.to(k.dtype)), k, input_precision=PRECISION) * dq_scale
-        offs_dqk = tl.arange(0, BLOCK_DQK)
-        rows = seq_start + offs_m
-        tl.atomic_add(DQ + rows[:, None] * stride_dqm + h * DIM_QK + offs_dqk[None, :], dq,
-                      mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), sem="relaxed")
+        if TMA_DQ:
+            # One bulk reduction into L2. Rows past the sequence's end belong to the next sequence, but their dS
+            # is exactly zero (their dO loaded as zeros), so they add zeros.
+            DQ_DESC.atomic_add([(seq_start + start_m).to(tl.int32), h * stride_dqh], dq)
+        else:
+            offs_dqk = tl.arange(0, BLOCK_DQK)
+            rows = seq_start + offs_m
+            tl.atomic_add(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq,
+                          mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), sem="relaxed")
     return dk, dv
 
 
@@ -301,11 +306,11 @@ def _hstu_attn_fwd_kernel(
 
 
 def _dkdv_program(
-    pid_n, Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC,
+    pid_n, Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC, DQ_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr, USE_TMA: tl.constexpr, ATOMIC_DQ: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -314,7 +319,7 @@ def _dkdv_program(
     h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
                                                                     num_heads, contextual_len, HAS_TARGETS,
                                                                     QUERY_TIME)
-    stride_dom, stride_doh, stride_dqm = num_heads * DIM_V, DIM_V, num_heads * DIM_QK
+    stride_dom, stride_doh, stride_dqm, stride_dqh = num_heads * DIM_V, DIM_V, num_heads * DIM_QK, DIM_QK
     n0 = pid_n * BLOCK_N
     if n0 < n:
         offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -362,32 +367,32 @@ def _dkdv_program(
         num_masked = tl.maximum(tl.cdiv(full_lo - main_lo, BLOCK_M), 0)
         for t in range(0, ctx_blocks + num_masked):
             start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
                                  n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
-                                 stride_dqm, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST,
-                                 PRECISION, False, ATOMIC_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+                                 stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST,
+                                 PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         # Full query blocks that end inside the sequence may come as bulk tensor copies (USE_TMA); the last one,
         # which may reach past the end (the next sequence's rows), always through masked pointer loads.
         inside_hi = full_lo
         if USE_TMA:
             inside_hi = tl.minimum(full_lo + tl.maximum((n - full_lo) // BLOCK_M, 0) * BLOCK_M, full_hi)
             for start_m in range(full_lo, inside_hi, BLOCK_M):
-                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx,
                                      hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
-                                     stride_doh, stride_dqm, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW,
-                                     QUERY_TIME, FAST, PRECISION, True, ATOMIC_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
+                                     stride_doh, stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW,
+                                     QUERY_TIME, FAST, PRECISION, True, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
                                      BLOCK_DV)
         for start_m in range(inside_hi, full_hi, BLOCK_M):
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
                                  n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
-                                 stride_dqm, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST,
-                                 PRECISION, False, ATOMIC_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+                                 stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST,
+                                 PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         if QUERY_TIME:
             for start_m in range(full_hi, hi, BLOCK_M):
-                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx,
                                      hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
-                                     stride_doh, stride_dqm, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW,
-                                     QUERY_TIME, FAST, PRECISION, False, ATOMIC_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
+                                     stride_doh, stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW,
+                                     QUERY_TIME, FAST, PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
                                      BLOCK_DV)
         dk = dk * (half_alpha * inv_scale)
         dv = dv * inv_scale
@@ -443,10 +448,10 @@ def _dq_program(
 
 
 def _hstu_attn_bwd_kernel(
-    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, K_DESC, V_DESC, DO_DESC,
+    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, K_DESC, V_DESC, DO_DESC, DQ_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
-    ROLE: tl.constexpr, ATOMIC_DQ: tl.constexpr,
+    ROLE: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
@@ -459,9 +464,9 @@ def _hstu_attn_bwd_kernel(
     "dq" launch follows."""
     if ROLE == "dkdv":
         _dkdv_program(tl.program_id(1), Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC,
-                      stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
+                      DQ_DESC, stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
                       contextual_len, max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
-                      USE_TMA, ATOMIC_DQ, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
+                      USE_TMA, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
     else:
         _dq_program(tl.num_programs(1) - 1 - tl.program_id(1), Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, K_DESC,
                     V_DESC, stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
@@ -474,7 +479,7 @@ def _hstu_attn_bwd_kernel(
 _KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW", "QUERY_TIME", "USE_TMA"]
 
 # The descriptor arguments and the tile dimension their boxes span in rows: queries (and dO) BLOCK_M, keys BLOCK_N.
-_DESCRIPTOR_ROWS = {"Q_DESC": "BLOCK_M", "DO_DESC": "BLOCK_M", "K_DESC": "BLOCK_N", "V_DESC": "BLOCK_N"}
+_DESCRIPTOR_ROWS = {"Q_DESC": "BLOCK_M", "DO_DESC": "BLOCK_M", "DQ_DESC": "BLOCK_M", "K_DESC": "BLOCK_N", "V_DESC": "BLOCK_N"}
 
 
 def _fit_descriptors(nargs: dict) -> None:
@@ -606,13 +611,13 @@ def _use_tma(setting: bool | None, *tensors: torch.Tensor) -> bool:
 
 
 def _descriptors(use: bool, **tensors: torch.Tensor) -> dict:
-    """Descriptor arguments by name (None each when ``use`` is False): 2-D over [L, (H - 1) * stride_h + D], so head
+    """Descriptor arguments by name (None each when ``use`` is False, or for a None tensor): 2-D over [L, (H - 1) * stride_h + D], so head
     h's tile of rows r.. is the box at (r, h * stride_h); the box's rows are set per configuration
     (`_fit_descriptors`)."""
     if not use:
         return dict.fromkeys(tensors)
     return {name: TensorDescriptor(t, [t.shape[0], (t.shape[1] - 1) * t.stride(1) + t.shape[2]], [t.stride(0), 1],
-                                   [16, t.shape[2]]) for name, t in tensors.items()}
+                                   [16, t.shape[2]]) if t is not None else None for name, t in tensors.items()}
 
 
 def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags, descs: dict):
@@ -674,8 +679,11 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
     dq = (torch.empty(q.shape, dtype=q.dtype, device=q.device) if deterministic else
           torch.zeros(q.shape, dtype=torch.float32, device=q.device))
     targets = num_targets if num_targets is not None else seq_offsets
-    flags = {**flags, "USE_TMA": _use_tma(TMA_BACKWARD, q, k, v, dout), "ATOMIC_DQ": not deterministic}
-    descs = _descriptors(flags["USE_TMA"], Q_DESC=q, K_DESC=k, V_DESC=v, DO_DESC=dout)
+    use_tma = _use_tma(TMA_BACKWARD, q, k, v, dout)
+    # dQ's bulk reductions through a descriptor where the loads use them (not in the interpreter, which lacks them)
+    tma_dq = use_tma and not deterministic and not _interpreting()
+    flags = {**flags, "USE_TMA": use_tma, "ATOMIC_DQ": not deterministic, "TMA_DQ": tma_dq}
+    descs = _descriptors(use_tma, Q_DESC=q, K_DESC=k, V_DESC=v, DO_DESC=dout, DQ_DESC=dq if flags["TMA_DQ"] else None)
     args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, *descs.values(), q.stride(0), q.stride(1),
             k.stride(0), k.stride(1), v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
