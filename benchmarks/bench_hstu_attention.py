@@ -13,9 +13,6 @@ after the window-start mask (T defaults to 64 then), so both masks are compared 
 process: causal softmax attention on the batch padded to [B, H, N, D] (SDPA takes no jagged input), charged the
 same jagged FLOPs as ours, so TFLOP/s read as inverse times. Only without candidates (a causal mask both have).
 
---atomic-dq also times ours with deterministic=False (backend "triton_atomic_dq", forward+backward only: one
-backward launch adding dQ with fp32 atomics).
-
 Ours is timed with check_lengths=False, as the model calls it (it checks each batch's lengths once, not per layer):
 the check is one host sync per call.
 
@@ -134,8 +131,6 @@ def main() -> None:
                         help="also time the query-time mask (query_time=True) after the window-start mask")
     parser.add_argument("--compare", action="store_true",
                         help="also time torch SDPA (cuDNN, flash) on the same batch padded to N (causal only)")
-    parser.add_argument("--atomic-dq", action="store_true",
-                        help="also time ours with deterministic=False (one backward launch, atomic dQ)")
     parser.add_argument("--note", default="", help="free text stored with each row (the kernel version)")
     parser.add_argument("--out", type=Path, default=RESULTS / "hstu_attention.json")
     args = parser.parse_args()
@@ -151,17 +146,14 @@ def main() -> None:
         q, k, v, offsets, lengths = _inputs(args.batch, n, args.heads, args.dim, torch.bfloat16, seed=n)
         flops_fwd = args.heads * 2 * args.dim * float((lengths.double() ** 2).sum())
         shape = {"B": args.batch, "N": n, "H": args.heads, "D": args.dim, "L": int(lengths.sum()), "dtype": "bf16"}
-        backends = [("triton", hstu_attention, {"check_lengths": False})]
-        if args.atomic_dq:
-            backends.append(("triton_atomic_dq", hstu_attention, {"check_lengths": False, "deterministic": False}))
-        backends.append(("pytorch", hstu_attention_ref, {}))
-        for backend, fn, options in backends:
+        for backend, fn in (("triton", hstu_attention), ("pytorch", hstu_attention_ref)):
             for mode in args.modes:
-                if (backend == "pytorch" and n > args.ref_max_n) or (backend == "triton_atomic_dq" and mode == "fwd"):
+                if backend == "pytorch" and n > args.ref_max_n:
                     continue
                 for query_time in query_times:
-                    # Ours without the host sync per call (check_lengths=False): the model checks its batch once.
-                    mask = {**_mask_kwargs(num_targets, args.batch, query_time), **options}
+                    mask = _mask_kwargs(num_targets, args.batch, query_time)
+                    if backend == "triton":  # no host sync per call: the model checks its batch once
+                        mask["check_lengths"] = False
                     extra = {"num_targets": num_targets, "query_time": query_time}
                     try:
                         times, tflops, peak = _bench_one(fn, q, k, v, offsets, n, args.dim, flops_fwd, mode, mask)

@@ -93,7 +93,7 @@ def _breakdown(n: int, args) -> None:
         "forward, no grad": lambda: hstu_attention(q.detach(), k.detach(), v.detach(), offsets, n, alpha=alpha,
                                                    check_lengths=False),
         "forward, grad": lambda: hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False),
-        "_backward called directly": lambda: attention._backward(grad, q, k, v, offsets, None, n, scalars, flags, True),
+        "_backward called directly": lambda: attention._backward(grad, q, k, v, offsets, None, n, scalars, flags),
         "forward + autograd.grad": lambda: torch.autograd.grad(
             hstu_attention(q, k, v, offsets, n, alpha=alpha, check_lengths=False), (q, k, v), grad),
         "torch mul+sum + autograd.grad": lambda: torch.autograd.grad((q * 2.0).sum(), (q,)),

@@ -65,12 +65,10 @@ class LazyKernel:
         configs: list[Any] | None = None,
         key: list[str] | None = None,
         helpers: tuple[Callable[..., Any], ...] = (),
-        reset_to_zero: list[str] | None = None,
     ):
         self.fn = fn
         self.configs = configs
         self.key = key or []
-        self.reset_to_zero = reset_to_zero  # outputs the kernel accumulates into: zeroed around autotuning runs
         self.helpers = helpers  # device functions the kernel calls by their module-global name
         self._built: dict[tuple[bool, bool], Any] = {}
         self._helpers_built: dict[bool, dict[str, Any]] = {}
@@ -89,6 +87,6 @@ class LazyKernel:
         if cache_key not in self._built:
             kernel = triton.jit(self.fn)
             if tuned:
-                kernel = triton.autotune(configs=self.configs, key=self.key, reset_to_zero=self.reset_to_zero)(kernel)
+                kernel = triton.autotune(configs=self.configs, key=self.key)(kernel)
             self._built[cache_key] = kernel
         return self._built[cache_key]

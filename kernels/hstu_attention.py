@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.backend import LazyKernel, _interpreting, check_backend
+from kernels.backend import LazyKernel, check_backend
 from kernels.hstu_attention_ref import hstu_attention_ref
 
 try:  # host-side tensor descriptors (Hopper TMA loads); absent from older Triton versions
@@ -212,17 +212,15 @@ def _dq_block(dq, q, do, K, V, K_DESC, V_DESC, start_n, seq_start, h, n, n_ctx, 
     return dq + tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
 
-def _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end, n_hist,
-                win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, stride_dqm, stride_dqh,
-                half_alpha, dq_scale, max_attn_len, MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr,
-                FAST: tl.constexpr, PRECISION: tl.constexpr, USE_TMA: tl.constexpr, ATOMIC_DQ: tl.constexpr,
-                TMA_DQ: tl.constexpr, DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
+def _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end, n_hist, win_start,
+                offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh, half_alpha, max_attn_len,
+                MASKED: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
+                PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
+                DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr):
     """dv += P^T dO and dk += dS^T q for one query block, computed key-major ([BLOCK_N, BLOCK_M]); P and dS as in
     `_fwd_block` / `_dq_block`, without their constant factors (the caller applies them). USE_TMA: the block lies
-    inside the sequence (the caller checks), so Q and dO come as bulk tensor copies. ATOMIC_DQ: also adds this
-    block's share of dQ, ``dq_scale * dS k``, into the fp32 [L, H, Dqk] buffer DQ (in whatever order the programs
-    reach it: not deterministic)."""
+    inside the sequence (the caller checks), so Q and dO come as bulk tensor copies."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     if USE_TMA:
         q, do = _load_pair_tma(Q_DESC, DO_DESC, start_m, seq_start, h, stride_qh, stride_doh)
@@ -242,17 +240,6 @@ def _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_
         ds_t = tl.where(keep_t, ds_t, 0.0)
     dv = dv + tl.dot(p_t.to(do.dtype), do, input_precision=PRECISION)
     dk = dk + tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
-    if ATOMIC_DQ:
-        dq = tl.dot(tl.trans(ds_t.to(k.dtype)), k, input_precision=PRECISION) * dq_scale
-        if TMA_DQ:
-            # One bulk reduction into L2. Rows past the sequence's end belong to the next sequence, but their dS
-            # is exactly zero (their dO loaded as zeros), so they add zeros.
-            DQ_DESC.atomic_add([(seq_start + start_m).to(tl.int32), h * stride_dqh], dq)
-        else:
-            offs_dqk = tl.arange(0, BLOCK_DQK)
-            rows = seq_start + offs_m
-            tl.atomic_add(DQ + rows[:, None] * stride_dqm + h * stride_dqh + offs_dqk[None, :], dq,
-                          mask=(offs_m[:, None] < n) & (offs_dqk[None, :] < DIM_QK), sem="relaxed")
     return dk, dv
 
 
@@ -306,20 +293,19 @@ def _hstu_attn_fwd_kernel(
 
 
 def _dkdv_program(
-    pid_n, Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC, DQ_DESC,
+    pid_n, Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
-    PRECISION: tl.constexpr, USE_TMA: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr,
+    PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """dK, dV of key block ``pid_n`` of one (sequence, head); DO, DK, DV contiguous [L, H, D]. ATOMIC_DQ: also adds
-    the key block's share of dQ into DQ (fp32, contiguous [L, H, Dqk], zeroed by the caller)."""
+    """dK, dV of key block ``pid_n`` of one (sequence, head); DO, DK, DV contiguous [L, H, D]."""
     h, seq_start, n, n_ctx, hist_end, n_hist, win_start = _sequence(SEQ_OFFSETS, NUM_TARGETS, tl.program_id(0),
                                                                     num_heads, contextual_len, HAS_TARGETS,
                                                                     QUERY_TIME)
-    stride_dom, stride_doh, stride_dqm, stride_dqh = num_heads * DIM_V, DIM_V, num_heads * DIM_QK, DIM_QK
+    stride_dom, stride_doh = num_heads * DIM_V, DIM_V
     n0 = pid_n * BLOCK_N
     if n0 < n:
         offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -331,7 +317,6 @@ def _dkdv_program(
         dk = tl.zeros([BLOCK_N, BLOCK_DQK], dtype=tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_DV], dtype=tl.float32)
         half_alpha = alpha * 0.5
-        dq_scale = half_alpha * inv_scale
         # Queries attending these keys: contextual rows (if any key lies before the window start: id <= U, or
         # U - W under query time), then rows from n0 on.
         ctx_blocks = 0
@@ -367,33 +352,31 @@ def _dkdv_program(
         num_masked = tl.maximum(tl.cdiv(full_lo - main_lo, BLOCK_M), 0)
         for t in range(0, ctx_blocks + num_masked):
             start_m = tl.where(t < ctx_blocks, t * BLOCK_M, main_lo + (t - ctx_blocks) * BLOCK_M)
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
                                  n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
-                                 stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST,
-                                 PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+                                 half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, False,
+                                 DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         # Full query blocks that end inside the sequence may come as bulk tensor copies (USE_TMA); the last one,
         # which may reach past the end (the next sequence's rows), always through masked pointer loads.
         inside_hi = full_lo
         if USE_TMA:
             inside_hi = tl.minimum(full_lo + tl.maximum((n - full_lo) // BLOCK_M, 0) * BLOCK_M, full_hi)
             for start_m in range(full_lo, inside_hi, BLOCK_M):
-                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx,
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
                                      hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
-                                     stride_doh, stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW,
-                                     QUERY_TIME, FAST, PRECISION, True, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
-                                     BLOCK_DV)
+                                     stride_doh, half_alpha, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST,
+                                     PRECISION, True, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         for start_m in range(inside_hi, full_hi, BLOCK_M):
-            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
+            dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx, hist_end,
                                  n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom, stride_doh,
-                                 stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST,
-                                 PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
+                                 half_alpha, max_attn_len, False, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, False,
+                                 DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         if QUERY_TIME:
             for start_m in range(full_hi, hi, BLOCK_M):
-                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, DQ, Q_DESC, DO_DESC, DQ_DESC, start_m, seq_start, h, n, n_ctx,
+                dk, dv = _dkdv_block(dk, dv, k, v, Q, DO, Q_DESC, DO_DESC, start_m, seq_start, h, n, n_ctx,
                                      hist_end, n_hist, win_start, offs_n, id_n, stride_qm, stride_qh, stride_dom,
-                                     stride_doh, stride_dqm, stride_dqh, half_alpha, dq_scale, max_attn_len, True, HAS_WINDOW,
-                                     QUERY_TIME, FAST, PRECISION, False, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK,
-                                     BLOCK_DV)
+                                     stride_doh, half_alpha, max_attn_len, True, HAS_WINDOW, QUERY_TIME, FAST,
+                                     PRECISION, False, DIM_QK, DIM_V, BLOCK_M, BLOCK_DQK, BLOCK_DV)
         dk = dk * (half_alpha * inv_scale)
         dv = dv * inv_scale
         cols = seq_start + offs_n
@@ -448,10 +431,10 @@ def _dq_program(
 
 
 def _hstu_attn_bwd_kernel(
-    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, K_DESC, V_DESC, DO_DESC, DQ_DESC,
+    Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, K_DESC, V_DESC, DO_DESC,
     stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh,
     alpha, inv_scale, contextual_len, max_attn_len, num_heads, dim_qk, dim_v, len_bucket,
-    ROLE: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr,
+    ROLE: tl.constexpr,
     HAS_TARGETS: tl.constexpr, HAS_WINDOW: tl.constexpr, QUERY_TIME: tl.constexpr, FAST: tl.constexpr,
     PRECISION: tl.constexpr, USE_TMA: tl.constexpr,
     DIM_QK: tl.constexpr, DIM_V: tl.constexpr, BLOCK_DQK: tl.constexpr, BLOCK_DV: tl.constexpr,
@@ -460,13 +443,12 @@ def _hstu_attn_bwd_kernel(
     """ROLE "dkdv": program (bh, j) writes dK, dV of key block j; "dq": dQ of query block (last - j). First key
     blocks are attended by the most queries and last query blocks attend the most keys: each launches its heaviest
     blocks first. (One launch holding both roles measured 11% slower at N=8192 and no faster at N=1024:
-    benchmarks/results/NOTES.md.) ATOMIC_DQ (with "dkdv"): the same programs also add dQ into an fp32 DQ, and no
-    "dq" launch follows."""
+    benchmarks/results/NOTES.md.)"""
     if ROLE == "dkdv":
-        _dkdv_program(tl.program_id(1), Q, K, V, DO, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC,
-                      DQ_DESC, stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
-                      contextual_len, max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION,
-                      USE_TMA, ATOMIC_DQ, TMA_DQ, DIM_QK, DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
+        _dkdv_program(tl.program_id(1), Q, K, V, DO, DK, DV, SEQ_OFFSETS, NUM_TARGETS, Q_DESC, DO_DESC, stride_qm,
+                      stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale, contextual_len,
+                      max_attn_len, num_heads, HAS_TARGETS, HAS_WINDOW, QUERY_TIME, FAST, PRECISION, USE_TMA, DIM_QK,
+                      DIM_V, BLOCK_DQK, BLOCK_DV, BLOCK_M, BLOCK_N)
     else:
         _dq_program(tl.num_programs(1) - 1 - tl.program_id(1), Q, K, V, DO, DQ, SEQ_OFFSETS, NUM_TARGETS, K_DESC,
                     V_DESC, stride_qm, stride_qh, stride_km, stride_kh, stride_vm, stride_vh, alpha, inv_scale,
@@ -479,7 +461,7 @@ def _hstu_attn_bwd_kernel(
 _KEY = ["len_bucket", "dim_qk", "dim_v", "HAS_TARGETS", "HAS_WINDOW", "QUERY_TIME", "USE_TMA"]
 
 # The descriptor arguments and the tile dimension their boxes span in rows: queries (and dO) BLOCK_M, keys BLOCK_N.
-_DESCRIPTOR_ROWS = {"Q_DESC": "BLOCK_M", "DO_DESC": "BLOCK_M", "DQ_DESC": "BLOCK_M", "K_DESC": "BLOCK_N", "V_DESC": "BLOCK_N"}
+_DESCRIPTOR_ROWS = {"Q_DESC": "BLOCK_M", "DO_DESC": "BLOCK_M", "K_DESC": "BLOCK_N", "V_DESC": "BLOCK_N"}
 
 
 def _fit_descriptors(nargs: dict) -> None:
@@ -505,9 +487,7 @@ BACKWARD_CONFIGS = _BWD_CONFIGS = _configs([(64, 64, 4, 2), (64, 128, 8, 2), (12
 _HELPERS = (_ids, _query_ids, _keep, _sequence, _key_range, _one_plus_tanh, _load_pair, _load_pair_tma, _fwd_block,
             _dq_block, _dkdv_block)
 _FWD = LazyKernel(_hstu_attn_fwd_kernel, _FWD_CONFIGS, _KEY, _HELPERS)
-# Autotuning runs the kernel once per configuration: the atomic dQ buffer is zeroed before each run and after.
-_BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE", "ATOMIC_DQ"],
-                  _HELPERS + (_dkdv_program, _dq_program), reset_to_zero=["DQ"])
+_BWD = LazyKernel(_hstu_attn_bwd_kernel, _BWD_CONFIGS, _KEY + ["ROLE"], _HELPERS + (_dkdv_program, _dq_program))
 
 AUTOTUNE = True  # False: always launch the fixed config (also what the interpreter uses)
 # Bulk tensor copies (TMA) for the K/V tiles of the forward's and the dQ program's full key blocks and the Q/dO tiles
@@ -611,13 +591,13 @@ def _use_tma(setting: bool | None, *tensors: torch.Tensor) -> bool:
 
 
 def _descriptors(use: bool, **tensors: torch.Tensor) -> dict:
-    """Descriptor arguments by name (None each when ``use`` is False, or for a None tensor): 2-D over [L, (H - 1) * stride_h + D], so head
+    """Descriptor arguments by name (None each when ``use`` is False): 2-D over [L, (H - 1) * stride_h + D], so head
     h's tile of rows r.. is the box at (r, h * stride_h); the box's rows are set per configuration
     (`_fit_descriptors`)."""
     if not use:
         return dict.fromkeys(tensors)
     return {name: TensorDescriptor(t, [t.shape[0], (t.shape[1] - 1) * t.stride(1) + t.shape[2]], [t.stride(0), 1],
-                                   [16, t.shape[2]]) if t is not None else None for name, t in tensors.items()}
+                                   [16, t.shape[2]]) for name, t in tensors.items()}
 
 
 def _launch(kernel: LazyKernel, batch_heads: int, blocks, dim: int, args, flags, descs: dict):
@@ -671,26 +651,17 @@ def _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags) -> 
     return out
 
 
-def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags, deterministic: bool):
-    """dQ, dK, dV (contiguous) for a contiguous ``dout``. Deterministic: two launches, dK/dV per key block and dQ
-    per query block, each recomputing the scores. Otherwise one launch: the key-block programs also add dQ
-    atomically into an fp32 buffer (five matrix products per block pair instead of seven)."""
-    dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (k, v))
-    dq = (torch.empty(q.shape, dtype=q.dtype, device=q.device) if deterministic else
-          torch.zeros(q.shape, dtype=torch.float32, device=q.device))
+def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags):
+    """dQ, dK, dV (contiguous) for a contiguous ``dout``."""
+    dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     targets = num_targets if num_targets is not None else seq_offsets
-    use_tma = _use_tma(TMA_BACKWARD, q, k, v, dout)
-    # dQ's bulk reductions through a descriptor where the loads use them (not in the interpreter, which lacks them)
-    tma_dq = use_tma and not deterministic and not _interpreting()
-    flags = {**flags, "USE_TMA": use_tma, "ATOMIC_DQ": not deterministic, "TMA_DQ": tma_dq}
-    descs = _descriptors(use_tma, Q_DESC=q, K_DESC=k, V_DESC=v, DO_DESC=dout, DQ_DESC=dq if flags["TMA_DQ"] else None)
+    flags = {**flags, "USE_TMA": _use_tma(TMA_BACKWARD, q, k, v, dout)}
+    descs = _descriptors(flags["USE_TMA"], Q_DESC=q, K_DESC=k, V_DESC=v, DO_DESC=dout)
     args = (q, k, v, dout, dq, dk, dv, seq_offsets, targets, *descs.values(), q.stride(0), q.stride(1),
             k.stride(0), k.stride(1), v.stride(0), v.stride(1), *scalars)
     batch_heads, dim = (seq_offsets.numel() - 1) * q.shape[1], max(q.shape[2], v.shape[2])
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_N"]), dim, args,
             {**flags, "ROLE": "dkdv"}, descs)
-    if not deterministic:
-        return dq.to(q.dtype), dk, dv
     _launch(_BWD, batch_heads, lambda cfg: triton.cdiv(max_seq_len, cfg["BLOCK_M"]), dim, args,
             {**flags, "ROLE": "dq"}, descs)
     return dq, dk, dv
@@ -698,19 +669,18 @@ def _backward(dout, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, fla
 
 class _HstuAttentionFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags, deterministic):
+    def forward(ctx, q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags):
         out = _forward(q, k, v, seq_offsets, num_targets, max_seq_len, scalars, flags)
         ctx.save_for_backward(q, k, v, seq_offsets, num_targets)
-        ctx.max_seq_len, ctx.scalars, ctx.flags, ctx.deterministic = max_seq_len, scalars, flags, deterministic
+        ctx.max_seq_len, ctx.scalars, ctx.flags = max_seq_len, scalars, flags
         return out
 
     @staticmethod
     def backward(ctx, dout):
         q, k, v, seq_offsets, num_targets = ctx.saved_tensors
         dout = dout.contiguous()  # the kernels read dO as contiguous [L, H, Dv]
-        dq, dk, dv = _backward(dout, q, k, v, seq_offsets, num_targets, ctx.max_seq_len, ctx.scalars, ctx.flags,
-                               ctx.deterministic)
-        return dq, dk, dv, None, None, None, None, None, None
+        dq, dk, dv = _backward(dout, q, k, v, seq_offsets, num_targets, ctx.max_seq_len, ctx.scalars, ctx.flags)
+        return dq, dk, dv, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------- public
@@ -770,7 +740,6 @@ def hstu_attention(
     max_attn_len: int = 0,
     query_time: bool = False,
     check_lengths: bool = True,
-    deterministic: bool = True,
     backend: str = "triton",
 ) -> torch.Tensor:
     """HSTU attention over jagged sequences (docs/design.md §6), differentiable in q, k, v.
@@ -788,9 +757,6 @@ def hstu_attention(
             candidates' own events, seen only by later candidates); needs num_targets.
         check_lengths: raise when a sequence is longer than max_seq_len (``check_sequence_lengths``, one host
             sync); a caller that checked its batch once (the model, per forward) passes False.
-        deterministic: the Triton backward gives bit-identical gradients on every run (two launches). False: one
-            launch that adds dQ with fp32 atomics, faster, with run-to-run differences at rounding level. The twin
-            ignores it.
         backend: "triton" (CUDA, or CPU with TRITON_INTERPRET=1) or "pytorch" (dense-mask twin).
 
     Returns:
@@ -809,5 +775,4 @@ def hstu_attention(
     inv_scale = 1.0 / float(scaling_seqlen or max_seq_len)
     scalars, flags = _common_args(q, v, int(max_seq_len), float(alpha), inv_scale, num_targets,
                                   int(contextual_len), int(max_attn_len), query_time)
-    return _HstuAttentionFunction.apply(q, k, v, seq_offsets, num_targets, int(max_seq_len), scalars, flags,
-                                        bool(deterministic))
+    return _HstuAttentionFunction.apply(q, k, v, seq_offsets, num_targets, int(max_seq_len), scalars, flags)

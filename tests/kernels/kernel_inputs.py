@@ -34,8 +34,7 @@ def run_with_grads(fn, q, k, v, offsets, grad_out, max_len: int, **kwargs):
 
 def compare_with_twin(kwargs: dict, *, lengths: list[int], max_len: int, heads: int, dim_qk: int, dim_v: int,
                       seed: int = 0) -> None:
-    """Triton against the PyTorch twin on seeded random inputs: output and every gradient (fp32 tolerances).
-    ``kwargs`` go to both, except ``deterministic`` (Triton's backward only)."""
+    """Triton against the PyTorch twin on seeded random inputs: output and every gradient (fp32 tolerances)."""
     from kernels import hstu_attention
     from kernels.hstu_attention_ref import hstu_attention_ref
 
@@ -43,8 +42,7 @@ def compare_with_twin(kwargs: dict, *, lengths: list[int], max_len: int, heads: 
     kwargs = {name: (x.to(DEVICE) if isinstance(x, torch.Tensor) else x) for name, x in kwargs.items()}
     grad_out = torch.randn(q.shape[0], heads, dim_v, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE)
     out, grads = run_with_grads(hstu_attention, q, k, v, offsets, grad_out, max_len, **kwargs)
-    twin_kwargs = {name: x for name, x in kwargs.items() if name != "deterministic"}
-    ref, ref_grads = run_with_grads(hstu_attention_ref, q, k, v, offsets, grad_out, max_len, **twin_kwargs)
+    ref, ref_grads = run_with_grads(hstu_attention_ref, q, k, v, offsets, grad_out, max_len, **kwargs)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for name, got, want in zip("qkv", grads, ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"d{n}: {m}")
