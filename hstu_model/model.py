@@ -18,6 +18,7 @@ resolves the kernel backend once; every layer gets it as a constructor argument.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from hstu_model.history_summary import HistoryPrior, history_summary, side_match
 from hstu_model.id_bias import IdBias
 from hstu_model.id_rows import IdRows
 from hstu_model.item_counters import ACTION_BITS, ItemCounterRates
-from hstu_model.positional import PositionalEncoder, segment_index
+from hstu_model.positional import PositionalEncoder
 from hstu_model.postprocess import build_postprocessor
 from hstu_model.preprocessor import ContextualPreprocessor
 from hstu_model.side_affinity import SideAffinity
@@ -56,6 +57,16 @@ def check_supported(config: ModelConfig) -> None:
     if config.hstu.postprocessor.kind not in ("timestamp_layernorm", "layernorm", "l2norm"):
         raise ValueError(f"output_postprocessor {config.hstu.postprocessor.kind!r} is not supported; use "
                          "timestamp_layernorm, layernorm or l2norm")
+
+
+class Encoded(NamedTuple):
+    """The encoder's output: ``x [L, D]`` (STU output of every token), ``seq_offsets`` int64 [B+1], the row of
+    each candidate in ``x`` (int64 [C], batch order) and the candidates' content embedding ``[C, E]``."""
+
+    x: torch.Tensor
+    seq_offsets: torch.Tensor
+    candidate_rows: torch.Tensor
+    candidate_content: torch.Tensor
 
 
 class DlrmHSTU(nn.Module):
@@ -103,12 +114,8 @@ class DlrmHSTU(nn.Module):
         features.update({f: (ids, batch.candidate_lengths) for f, ids in batch.candidate_ids.items()})
         return self.embeddings(features)
 
-    def encode(self, batch: HstuBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Runs the encoder.
-
-        Returns:
-            x [L, D] (STU output for every token), seq_offsets int64 [B+1], candidate content [C, E].
-        """
+    def encode(self, batch: HstuBatch) -> Encoded:
+        """Runs the encoder: the STU output of every token, where the candidates sit, their content."""
         emb = self._lookup(batch)
         pre = self.preprocessor
         candidate_content = pre.content(emb, candidates=True)  # [C, E]
@@ -119,28 +126,24 @@ class DlrmHSTU(nn.Module):
         ]
         lengths = [torch.full_like(batch.uih_lengths, self.contextual_len), batch.uih_lengths,
                    batch.candidate_lengths]
-        offsets = [offsets_from_lengths(n) for n in lengths]
-        x, seq_offsets = kernels.jagged_concat(segments, offsets)  # [L, D], [B+1]
+        # One layout for the tokens and their ids (no host sync: the sizes come from shapes).
+        layout = kernels.JaggedLayout.of([offsets_from_lengths(n) for n in lengths], [s.shape[0] for s in segments])
+        x, seq_offsets = layout.concat(segments), layout.offsets  # [L, D], [B+1]
         kernels.check_sequence_lengths(seq_offsets, self.config.max_seq_len)  # once, not in every layer
         ids = self.positional.segment_ids(batch.uih_lengths, batch.uih_timestamp, batch.candidate_lengths,
                                           batch.candidate_timestamp, self.window_lengths(batch))
-        pos_ids, _ = kernels.jagged_concat([p for p, _ in ids], offsets)  # [L]
-        time_ids, _ = kernels.jagged_concat([t for _, t in ids], offsets)  # [L]
+        pos_ids, time_ids = layout.concat([p for p, _ in ids]), layout.concat([t for _, t in ids])  # [L] each
         x = self.input_dropout(self.positional(x, pos_ids, time_ids))
         x = self.stu(x, seq_offsets, batch.candidate_lengths)
-        return x, seq_offsets, candidate_content
-
-    def candidate_index(self, batch: HstuBatch, seq_offsets: torch.Tensor) -> torch.Tensor:
-        """Row of each candidate in the jagged tokens: int64 [C] (no host sync: C comes from a shape)."""
-        sample, index = segment_index(batch.candidate_lengths, batch.candidate_timestamp.numel())
-        return seq_offsets[:-1][sample] + self.contextual_len + batch.uih_lengths[sample] + index
+        return Encoded(x, seq_offsets, layout.rows[2], candidate_content)
 
     def forward(self, batch: HstuBatch) -> torch.Tensor:
         """``batch`` (B samples, C candidates) -> logits ``[C, num_tasks]``, candidates in batch order."""
         if self.training and self.config.contextual_id_dropout:
             batch = self.drop_contextual_ids(batch)
-        x, seq_offsets, candidate_content = self.encode(batch)
-        user = x.index_select(0, self.candidate_index(batch, seq_offsets))  # [C, D]
+        encoded = self.encode(batch)
+        candidate_content = encoded.candidate_content
+        user = encoded.x.index_select(0, encoded.candidate_rows)  # [C, D]
         user = self.postprocessor(user, batch.candidate_timestamp)
         summary = self.history_summary(batch) if self.tower.summary is not None else None
         logits = self.tower(user, candidate_content, summary)

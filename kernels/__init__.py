@@ -8,7 +8,7 @@ Triton version would not pay for itself, see each module). Imports torch and tri
 
 from kernels.backend import Backend, triton_available
 from kernels.hstu_attention import check_sequence_lengths, hstu_attention
-from kernels.jagged import jagged_concat, jagged_split
+from kernels.jagged import JaggedLayout, jagged_concat, jagged_split
 from kernels.layer_norm_uvqk import layer_norm_uvqk
 from kernels.norm_mul import norm_mul
 from kernels.output_projection import output_projection
@@ -16,6 +16,7 @@ from kernels.position_time import add_position_time
 
 __all__ = [
     "Backend",
+    "JaggedLayout",
     "add_position_time",
     "check_sequence_lengths",
     "hstu_attention",

@@ -3,9 +3,14 @@
 PyTorch only, with no `backend` argument: the work is one index copy, memory-bound, and
 `index_copy`/`index_select` already move each byte once; a Triton version would save only the index build.
 `jagged_concat` needs no host synchronisation; `jagged_split` reads the split sizes once (`.sum().item()`).
+`JaggedLayout` builds the concatenation's index once for several tensors of the same segments (the model lays out
+its tokens and their position and time ids alike): the index build is a dozen small launches per segment, and
+the training step is bound by the host that issues them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -25,6 +30,44 @@ def _positions(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.T
     return sample, torch.arange(total, device=lengths.device) - starts[sample]
 
 
+@dataclass(frozen=True)
+class JaggedLayout:
+    """Where the per-sample concatenation seg_0(b) | seg_1(b) | ... puts each segment's values.
+
+    ``rows[i]``: int64 [L_i], the result row of each value of segment i; ``offsets``: int64 [B+1] of the result.
+    """
+
+    rows: list[torch.Tensor]
+    offsets: torch.Tensor
+    _all_rows: torch.Tensor
+
+    @classmethod
+    def of(cls, offsets: list[torch.Tensor], totals: list[int]) -> JaggedLayout:
+        """The layout of segments with ``offsets`` (int64 [B+1] each, same B) holding ``totals`` values each
+        (``offsets[i][-1]``, passed as ints so that no host sync is needed)."""
+        if not offsets or len(offsets) != len(totals):
+            raise ValueError(f"jagged_concat: expected equal non-empty lists, got {len(totals)} values, "
+                             f"{len(offsets)} offsets")
+        batch = offsets[0].numel() - 1
+        for i, off in enumerate(offsets):
+            _check_offsets(f"jagged_concat offsets[{i}]", off, batch)
+        lengths = [off[1:] - off[:-1] for off in offsets]  # each [B]
+        out_offsets = torch.cat([offsets[0].new_zeros(1), torch.cumsum(torch.stack(lengths).sum(0), 0)])
+        start = out_offsets[:-1]  # where each sample's segment i begins in the result, [B]
+        rows = []
+        for off, seg_lengths, total in zip(offsets, lengths, totals):
+            # value j of sample b sits at off[b] + p and goes to start[b] + p = j + (start[b] - off[b])
+            shift = torch.repeat_interleave(start - off[:-1], seg_lengths, output_size=total)
+            rows.append(torch.arange(total, device=off.device) + shift)
+            start = start + seg_lengths
+        return cls(rows, out_offsets, torch.cat(rows))
+
+    def concat(self, values: list[torch.Tensor]) -> torch.Tensor:
+        """The segments' values ([L_i, ...], same trailing shape and dtype) laid out: [sum L_i, ...]."""
+        src = torch.cat(values)
+        return src.new_empty(src.shape).index_copy(0, self._all_rows, src)
+
+
 def jagged_concat(
     values: list[torch.Tensor], offsets: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,23 +79,11 @@ def jagged_concat(
     Returns:
         (values [sum L_i, ...], offsets int64 [B+1]).
     """
-    if not values or len(values) != len(offsets):
+    if len(values) != len(offsets):
         raise ValueError(f"jagged_concat: expected equal non-empty lists, got {len(values)} values, "
                          f"{len(offsets)} offsets")
-    batch = offsets[0].numel() - 1
-    for i, off in enumerate(offsets):
-        _check_offsets(f"jagged_concat offsets[{i}]", off, batch)
-    lengths = [off[1:] - off[:-1] for off in offsets]  # each [B]
-    out_lengths = torch.stack(lengths).sum(0)
-    out_offsets = torch.cat([out_lengths.new_zeros(1), torch.cumsum(out_lengths, 0)])
-    before = torch.zeros_like(out_lengths)  # tokens of earlier segments in each sample, [B]
-    dest = []
-    for vals, seg_lengths in zip(values, lengths):
-        sample, pos = _positions(seg_lengths, vals.shape[0])
-        dest.append(out_offsets[sample] + before[sample] + pos)
-        before = before + seg_lengths
-    src = torch.cat(values)
-    return src.new_empty(src.shape).index_copy(0, torch.cat(dest), src), out_offsets
+    layout = JaggedLayout.of(offsets, [v.shape[0] for v in values])
+    return layout.concat(values), layout.offsets
 
 
 def jagged_split(

@@ -85,8 +85,8 @@ def test_changing_future_history_event_keeps_earlier_history_outputs():
     changed[1]["video_id"][-1] = (changed[1]["video_id"][-1] + 7) % 64
     changed[1]["action_weight"][-1] = 128
     with torch.no_grad():
-        x0, offsets, _ = model.encode(collate(rows, config))
-        x1, _, _ = model.encode(collate(changed, config))
+        x0, offsets = model.encode(collate(rows, config))[:2]
+        x1 = model.encode(collate(changed, config)).x
     k, n_hist = len(config.feature_groups.contextual), len(rows[1]["video_id"])
     start = int(offsets[1]) + k
     last = start + n_hist - 1

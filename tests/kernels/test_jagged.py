@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from kernel_inputs import offsets_of
 
-from kernels import add_position_time, jagged_concat, jagged_split
+from kernels import JaggedLayout, add_position_time, jagged_concat, jagged_split
 
 
 def test_concat_interleaves_per_sample_and_split_inverts_it():
@@ -38,3 +38,14 @@ def test_add_position_time_sums_the_looked_up_rows():
     assert out.tolist() == [[2.0, 9.0], [1.0, 9.0], [2.0, 5.0]]
     no_time = add_position_time(x, torch.tensor([1, 0, 1]), None, pos_table, None)
     assert no_time[:, 1].abs().sum() == 0
+
+
+def test_layout_rows_read_each_segment_back_and_serve_several_tensors():
+    a, b = torch.arange(3.0), torch.arange(10.0, 12.0)  # samples [a0 | -], [a1, a2 | b0, b1]
+    layout = JaggedLayout.of([offsets_of([1, 2]), offsets_of([0, 2])], [3, 2])
+    out = layout.concat([a, b])
+    assert out.tolist() == [0.0, 1.0, 2.0, 10.0, 11.0]
+    assert layout.offsets.tolist() == [0, 1, 5]
+    assert torch.equal(out[layout.rows[0]], a) and torch.equal(out[layout.rows[1]], b)
+    ids = layout.concat([torch.tensor([7, 8, 9]), torch.tensor([1, 2])])  # a second tensor, same layout
+    assert ids.tolist() == [7, 8, 9, 1, 2]
