@@ -52,10 +52,13 @@ class IdEmbeddings(nn.Module):
                 # unsharded collection's own tables give the same rows.
                 out.update({f: ec.embeddings[self._tables[f]](features[f][0]).float() for f in names})
                 continue
+            # Each feature's id count comes from a shape: given, TorchRec need not read the lengths back from
+            # the GPU (a host sync per lookup) to split the ids by feature.
             kjt = KeyedJaggedTensor(
                 keys=names,
                 values=torch.cat([features[f][0] for f in names]),
                 lengths=torch.cat([features[f][1] for f in names]),
+                length_per_key=[features[f][0].shape[0] for f in names],
             )
             looked_up = ec(kjt)
             for f in names:
