@@ -44,7 +44,7 @@ from components.training.loader import LoaderPosition, StreamConfig, make_loader
 from components.training.train_loop import Trainer, TrainState  # noqa: E402
 from hstu_model.batch import HstuBatch  # noqa: E402
 from hstu_model.metrics import auc  # noqa: E402
-from hstu_model.positional import segment_index  # noqa: E402
+from kernels.jagged import segment_index  # noqa: E402
 
 
 def _edit(config: PipelineConfig, change: Callable[[pipeline_pb2.PipelineConfig], None]) -> PipelineConfig:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from hstu_model.positional import segment_index
+from kernels.jagged import segment_index
 
 RECENT_EVENTS = 20
 HISTORY_SMOOTHING = 20.0  # pseudo-events at the pooled rate added to each history with a prior

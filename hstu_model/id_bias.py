@@ -20,7 +20,7 @@ from torchrec.modules.embedding_modules import EmbeddingCollection
 
 from hstu_model.config import ModelConfig
 from hstu_model.embeddings import IdEmbeddings
-from hstu_model.positional import segment_index
+from kernels.jagged import segment_index
 
 
 def bias_features(config: ModelConfig) -> tuple[str, ...]:

@@ -20,14 +20,7 @@ from torch import nn
 
 import kernels
 from hstu_model.config import PositionalEncoderConfig
-
-
-def segment_index(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For ``total`` tokens laid out by ``lengths [B]``: (sample of each token [total], index in sample)."""
-    sample = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths,
-                                     output_size=total)
-    starts = torch.cumsum(lengths, 0) - lengths  # [B]
-    return sample, torch.arange(total, device=lengths.device) - starts[sample]
+from kernels.jagged import segment_index
 
 
 class PositionalEncoder(nn.Module):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hstu_model.positional import segment_index
+from kernels.jagged import segment_index
 
 PAIR_DISTANCE = 3  # pairs up to 3 engaged events apart: the generator's short-term interest spans ~2-4 of them
 

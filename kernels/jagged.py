@@ -22,8 +22,9 @@ def _check_offsets(name: str, offsets: torch.Tensor, batch: int | None) -> None:
         raise ValueError(f"{name}: expected [B+1]={batch + 1} offsets, got {offsets.numel()}")
 
 
-def _positions(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For `total` tokens laid out sample by sample with `lengths` [B]: (sample index, position in sample)."""
+def segment_index(lengths: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``total`` tokens laid out sample by sample with ``lengths [B]``: (sample of each token [total], its
+    position in the sample). No host sync: ``total`` comes from a shape."""
     batch = lengths.numel()
     sample = torch.repeat_interleave(torch.arange(batch, device=lengths.device), lengths, output_size=total)
     starts = torch.cumsum(lengths, 0) - lengths  # [B]
@@ -102,7 +103,7 @@ def jagged_split(
     outs = []
     for seg_lengths in lengths:
         total = int(seg_lengths.sum().item())
-        sample, pos = _positions(seg_lengths, total)
+        sample, pos = segment_index(seg_lengths, total)
         outs.append(values.index_select(0, offsets[:-1][sample] + before[sample] + pos))
         before = before + seg_lengths
     return outs
