@@ -9,12 +9,16 @@ this repository: KuaiRand is published at https://kuairand.com, CC BY-SA 4.0).
 
     .venv/bin/python benchmarks/bench_quality_real.py --logs PATH/logs --user-features PATH/user_features.csv
 
+``--users-mod M --users-keep R [R ...]`` keeps only the users with ``user_id % M`` in the R given (events and user
+features alike, copied into the work folder first): the same split on fewer users, for a learning curve over users.
+
 Appends one row to ``benchmarks/results/quality_real.json`` and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -36,6 +40,21 @@ from components.data.samples import build_samples  # noqa: E402
 from components.training.train import train  # noqa: E402
 
 
+def _keep_users(logs: Path, user_features: Path, out: Path, users: dict) -> tuple[Path, Path]:
+    """Copies of the raw CSVs with only the rows whose user_id % users["mod"] is in users["keep"]."""
+    def copy(src: Path, dst: Path) -> None:
+        lines = src.read_text().splitlines(keepends=True)
+        column = next(csv.reader(lines[:1])).index("user_id")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(lines[0] + "".join(line for line in lines[1:]
+                                          if int(next(csv.reader([line]))[column]) % users["mod"] in users["keep"]))
+
+    for part in sorted(logs.glob("dt=*/*.csv")):
+        copy(part, out / "logs" / part.parent.name / part.name)
+    copy(user_features, out / user_features.name)
+    return out / "logs", out / user_features.name
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--logs", type=Path, required=True, help="the raw events folder (dt=YYYY-MM-DD/ partitions)")
@@ -45,11 +64,19 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/hstu_bench_quality_real"))
     p.add_argument("--keep", action="store_true", help="keep the work folder (samples, runs)")
     p.add_argument("--seed", type=int, help="train_config.seed (default: the config's)")
+    p.add_argument("--users-mod", type=int, help="with --users-keep: keep the users with user_id %% M in R")
+    p.add_argument("--users-keep", type=int, nargs="+", help="the residues R of user_id %% M to keep")
     p.add_argument("--results", type=Path, default=RESULTS / "quality_real.json",
                    help="the JSON list the row is appended to (experiments: a file of their own)")
     args = p.parse_args()
+    if (args.users_mod is None) != (args.users_keep is None):
+        p.error("--users-mod and --users-keep go together")
     t0 = time.perf_counter()
     shutil.rmtree(args.work, ignore_errors=True)
+    users = None
+    if args.users_mod:
+        users = {"mod": args.users_mod, "keep": sorted(args.users_keep)}
+        args.logs, args.user_features = _keep_users(args.logs, args.user_features, args.work / "user_subset", users)
     base = apply_overrides(load_config(args.config), work_dir=str(args.work.resolve()),
                            events_path=str(args.logs.resolve()), user_features_path=str(args.user_features.resolve()))
     config = base.replace(tracking=dataclasses.replace(base.tracking, tracking_uri=f"sqlite:///{args.work.resolve()}/mlflow.db",
@@ -65,7 +92,7 @@ def main() -> None:
     row = {"op": "model_quality_real", "config": str(args.config.relative_to(REPO)) if args.config.is_relative_to(REPO)
            else str(args.config), "eval_window": args.eval_window.isoformat(),
            "train_windows": [w.isoformat() for w in train_windows], "seed": config.train.seed,
-           "item_counter_days": config.data.item_counter_days, "steps": result.steps, "auc": model,
+           "item_counter_days": config.data.item_counter_days, "users": users, "steps": result.steps, "auc": model,
            "references": refs, "seconds": round(time.perf_counter() - t0, 1), "cores": os.cpu_count(),
            "python": platform.python_version(), "commit": commit(), "date": time.strftime("%Y-%m-%d")}
     print(f"{'task':<18}{'model':>8}" + "".join(f"{k.removeprefix('baseline_'):>20}" for k in refs))
