@@ -119,11 +119,9 @@ class DlrmHSTU(nn.Module):
         emb = self._lookup(batch)
         pre = self.preprocessor
         candidate_content = pre.content(emb, candidates=True)  # [C, E]
-        segments = [
-            pre.contextual(emb),  # [B*K, D]
-            pre.history(pre.content(emb, candidates=False), batch.uih_action, batch.uih_watchtime),  # [U, D]
-            pre.candidates(candidate_content),  # [C, D]
-        ]
+        history, candidates = pre.history_and_candidates(pre.content(emb, candidates=False), batch.uih_action,
+                                                         batch.uih_watchtime, candidate_content)  # [U, D], [C, D]
+        segments = [pre.contextual(emb), history, candidates]  # [B*K, D] first
         lengths = [torch.full_like(batch.uih_lengths, self.contextual_len), batch.uih_lengths,
                    batch.candidate_lengths]
         # One layout for the tokens and their ids (no host sync: the sizes come from shapes).

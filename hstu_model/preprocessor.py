@@ -76,7 +76,16 @@ class ContextualPreprocessor(nn.Module):
 
     def contextual(self, emb: dict[str, torch.Tensor]) -> torch.Tensor:
         """K contextual tokens per sample, sample by sample: ``[B*K, D]``."""
-        tokens = [self.contextual_projections[f](emb[f]) for f in self.contextual_features]  # K x [B, D]
+        maps = [self.contextual_projections[f] for f in self.contextual_features]
+        inputs = [emb[f] for f in self.contextual_features]  # K x [B, E_f]
+        if len(maps) > 1 and len({x.shape[1] for x in inputs}) == 1:
+            # Equal widths: the K maps as one batched product. K separate linears cost ~10 small launches each
+            # (casts under autocast, their gradients), and the training step is bound by issuing launches.
+            weight = torch.stack([m.weight for m in maps])  # [K, D, E]
+            bias = torch.stack([m.bias for m in maps])[:, None, :]  # [K, 1, D]
+            tokens = torch.baddbmm(bias, torch.stack(inputs), weight.transpose(1, 2))  # [K, B, D]
+            return tokens.transpose(0, 1).flatten(0, 1)  # [B, K, D] -> [B*K, D]
+        tokens = [m(x) for m, x in zip(maps, inputs)]  # K x [B, D]
         return torch.stack(tokens, dim=1).flatten(0, 1)  # [B, K, D] -> [B*K, D]
 
     def content(self, emb: dict[str, torch.Tensor], candidates: bool) -> torch.Tensor:
@@ -84,10 +93,13 @@ class ContextualPreprocessor(nn.Module):
         names = self.candidate_features if candidates else self.uih_features
         return torch.cat([emb[f] for f in names], dim=1)
 
-    def history(self, content: torch.Tensor, actions: torch.Tensor, watch_time: torch.Tensor) -> torch.Tensor:
-        """History tokens ``[U, D]`` from content ``[U, E]``, actions int64 [U], watch time [U]."""
-        return self.content_mlp(content) + self.action_mlp(self.action_encoder(actions, watch_time))
-
-    def candidates(self, content: torch.Tensor) -> torch.Tensor:
-        """Candidate tokens ``[C, D]``: content plus the shared target action (no label input)."""
-        return self.content_mlp(content) + self.action_mlp(self.action_encoder.targets(1))  # [1, D] broadcast
+    def history_and_candidates(self, content: torch.Tensor, actions: torch.Tensor, watch_time: torch.Tensor,
+                               candidate_content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """History tokens ``[U, D]`` from content ``[U, E]``, actions int64 [U] and watch time [U]; candidate tokens
+        ``[C, D]`` from their content plus the shared target action (no label input). Each MLP runs once over both
+        (the step is bound by the host's launches, not by these rows)."""
+        num = content.shape[0]
+        tokens = self.content_mlp(torch.cat([content, candidate_content]))  # [U + C, D]
+        action = self.action_mlp(torch.cat([self.action_encoder(actions, watch_time),
+                                            self.action_encoder.targets(1)]))  # [U + 1, D]
+        return tokens[:num] + action[:num], tokens[num:] + action[num:]  # the target row broadcast over C
