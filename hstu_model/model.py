@@ -140,11 +140,10 @@ class DlrmHSTU(nn.Module):
         if self.training and self.config.contextual_id_dropout:
             batch = self.drop_contextual_ids(batch)
         encoded = self.encode(batch)
-        candidate_content = encoded.candidate_content
         user = encoded.x.index_select(0, encoded.candidate_rows)  # [C, D]
         user = self.postprocessor(user, batch.candidate_timestamp)
         summary = self.history_summary(batch) if self.tower.summary is not None else None
-        logits = self.tower(user, candidate_content, summary)
+        logits = self.tower(user, encoded.candidate_content, summary)
         if self.id_bias is not None:
             logits = logits + self.id_bias(batch.contextual, batch.candidate_ids, batch.uih_lengths,
                                            batch.candidate_lengths)

@@ -80,10 +80,7 @@ def jagged_concat(
     Returns:
         (values [sum L_i, ...], offsets int64 [B+1]).
     """
-    if len(values) != len(offsets):
-        raise ValueError(f"jagged_concat: expected equal non-empty lists, got {len(values)} values, "
-                         f"{len(offsets)} offsets")
-    layout = JaggedLayout.of(offsets, [v.shape[0] for v in values])
+    layout = JaggedLayout.of(offsets, [v.shape[0] for v in values])  # checks the lists and the offsets
     return layout.concat(values), layout.offsets
 
 
